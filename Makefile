@@ -1,0 +1,29 @@
+# `make demo`: set up a fresh clone and run the main job on bundled real data.
+# `make test`: set up and run the lint and the test suite (what CI runs).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --constraint constraints.txt
+
+.PHONY: demo test lint venv clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) torch==2.13.0
+	$(PIP) -e ".[test]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(PY) examples/digits_modal.py
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check skcal tests examples benchmarks
+
+test: lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info

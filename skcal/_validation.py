@@ -1,0 +1,139 @@
+"""Input checks shared by the estimator and the modAL learner.
+
+Every check runs before any state changes, and every error names the problem.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ._data import Features, feature_shape, n_rows, to_storage
+
+
+def _is_finite(values: Any) -> bool:
+    if isinstance(values, torch.Tensor):
+        return not values.is_floating_point() or bool(torch.isfinite(values).all())
+    return bool(np.isfinite(values).all())
+
+
+def check_features(X: Any, expected_shape: Any = None, expected_sparse: bool | None = None) -> Features:
+    """Convert ``X`` to storage form and check it can be trained on.
+
+    Parameters
+    ----------
+    X : array-like, torch.Tensor, scipy.sparse matrix or dict
+        Features, samples along the first axis.
+    expected_shape : tuple or dict, optional
+        The feature shape of points seen before; ``X`` must match it.
+    expected_sparse : bool, optional
+        Whether earlier points were sparse.
+
+    Returns
+    -------
+    Features
+
+    Raises
+    ------
+    TypeError
+        Unsupported container or dtype (object, strings, complex).
+    ValueError
+        Empty X, 1-D X, NaN or inf, dict arrays of different lengths, or a
+        feature shape different from earlier rounds.
+    """
+    if X is None:
+        raise ValueError("X is None; expected an array of features.")
+    data = to_storage(X)
+    if isinstance(data, dict):
+        lengths = {key: len(value) for key, value in data.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"The arrays in dict X have different lengths: {lengths}.")
+        for key, value in data.items():
+            if value.ndim < 1:
+                raise ValueError(f"X[{key!r}] is a scalar; expected one row per sample.")
+            if not _is_finite(value):
+                raise ValueError(f"X[{key!r}] contains NaN or infinity.")
+    else:
+        if data.ndim < 2:
+            raise ValueError(
+                f"X has shape {tuple(data.shape)}; expected 2 or more dimensions "
+                "(n_samples, n_features, ...). Reshape a single feature with X.reshape(-1, 1)."
+            )
+        if not _is_finite(data.data if sp.issparse(data) else data):
+            raise ValueError("X contains NaN or infinity.")
+    if n_rows(data) == 0:
+        raise ValueError("X is empty (0 samples).")
+    if expected_sparse is not None and sp.issparse(data) != expected_sparse:
+        kinds = ("dense", "sparse")
+        raise ValueError(
+            f"X is {kinds[sp.issparse(data)]} but earlier rounds were {kinds[expected_sparse]}; "
+            "keep one representation for the whole campaign."
+        )
+    if expected_shape is not None and feature_shape(data) != expected_shape:
+        raise ValueError(f"X has feature shape {feature_shape(data)}, but earlier rounds had {expected_shape}.")
+    return data
+
+
+def check_labels(y: Any, n_samples: int) -> np.ndarray:
+    """Return ``y`` as a 1-D numpy array of ``n_samples`` labels.
+
+    Raises
+    ------
+    ValueError
+        Missing labels, wrong length, more than one column, or NaN.
+    """
+    if y is None:
+        raise ValueError("y is None; a classifier needs one label per sample.")
+    labels = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels.ravel()
+    if labels.ndim != 1:
+        raise ValueError(f"y has shape {labels.shape}; expected a 1-D array of labels.")
+    if len(labels) != n_samples:
+        raise ValueError(f"X has {n_samples} samples but y has {len(labels)} labels.")
+    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+        raise ValueError("y contains NaN or infinity.")
+    if labels.dtype.kind == "O" and any(label is None or label != label for label in labels):
+        raise ValueError("y contains None or NaN.")
+    return labels
+
+
+def check_classes(classes: Any) -> np.ndarray:
+    """Validate a declared label set: 1-D, non-empty, no duplicates; returned sorted."""
+    values = np.asarray(classes)
+    if values.ndim != 1 or len(values) == 0:
+        raise ValueError(f"classes must be a non-empty 1-D list of labels; got {classes!r}.")
+    unique = np.unique(values)
+    if len(unique) != len(values):
+        raise ValueError(f"classes contains duplicates: {classes!r}.")
+    return unique
+
+
+def encode_labels(labels: np.ndarray, classes: np.ndarray) -> torch.Tensor:
+    """Map labels to positions in the sorted ``classes``.
+
+    Raises
+    ------
+    ValueError
+        If a label is not in ``classes``; the message names it and says how
+        to declare the label set.
+    """
+    try:
+        positions = np.searchsorted(classes, labels)
+    except TypeError:
+        raise ValueError(
+            f"y has labels of type {labels.dtype} that cannot be compared with the classes {classes!r}."
+        ) from None
+    positions = np.clip(positions, 0, len(classes) - 1)
+    unseen = classes[positions] != labels
+    if np.any(unseen):
+        missing = np.unique(labels[unseen])
+        raise ValueError(
+            f"y contains label(s) {missing.tolist()} not among the classes {classes.tolist()}. "
+            "Declare every label up front, with classes= on the estimator or on the first "
+            "partial_fit call."
+        )
+    return torch.from_numpy(positions.astype(np.int64))

@@ -1,0 +1,380 @@
+"""The labelled history: every point labelled so far, with what replay needs.
+
+The history is the replay memory ``M = D_{1:t-1}`` of the paper's Algorithm 2.
+Alongside each point's features and encoded label it keeps the round in which
+the point was labelled and the logits the model gave it at the end of that
+round (the targets ``z'`` of DER and SD, written once and never overwritten).
+
+Storage grows by doubling its capacity, so appending ``n`` points costs
+amortised ``O(n)`` whatever the history's size, and a replay batch is one
+indexed gather on the device where training runs.
+
+A round *stages* its new points first (they are then visible to the round as
+``staged``, but not to replay draws), and *commits* them with their logits
+when training succeeded. :meth:`LabelledHistory.discard` drops a failed
+round's points in ``O(1)``, leaving the history exactly as it was.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ._data import Features, feature_shape, n_rows, take_rows
+
+
+class _GrowableTensor:
+    """A tensor with spare capacity along its first axis."""
+
+    def __init__(self, row_shape: tuple, dtype: torch.dtype, device: Any):
+        self.row_shape = tuple(row_shape)
+        self.buffer = torch.empty((0, *self.row_shape), dtype=dtype, device=device)
+
+    def reserve(self, rows: int, keep: int) -> None:
+        if rows <= len(self.buffer):
+            return
+        capacity = max(rows, 2 * len(self.buffer), 16)
+        # zeros, not empty: touching the pages here, during the copy, keeps
+        # first-touch page faults out of every later append.
+        grown = torch.zeros((capacity, *self.row_shape), dtype=self.buffer.dtype, device=self.buffer.device)
+        grown[:keep] = self.buffer[:keep]
+        self.buffer = grown
+
+    def write(self, start: int, values: torch.Tensor) -> None:
+        self.reserve(start + len(values), keep=start)
+        self.buffer[start : start + len(values)] = values.to(self.buffer.device, self.buffer.dtype)
+
+    def to(self, device: Any) -> None:
+        self.buffer = self.buffer.to(device)
+
+
+class _GrowableCSR:
+    """CSR rows with spare capacity; rows are appended, never edited."""
+
+    def __init__(self, n_features: int):
+        self.n_features = n_features
+        self.data = np.empty(0, dtype=np.float32)
+        self.indices = np.empty(0, dtype=np.int64)
+        self.indptr = np.zeros(1, dtype=np.int64)
+
+    @staticmethod
+    def _grown(array: np.ndarray, size: int, keep: int) -> np.ndarray:
+        if size <= len(array):
+            return array
+        grown = np.empty(max(size, 2 * len(array), 16), dtype=array.dtype)
+        grown[:keep] = array[:keep]
+        return grown
+
+    def write(self, start: int, values: sp.csr_matrix) -> None:
+        nnz_start = int(self.indptr[start])
+        nnz_end = nnz_start + values.nnz
+        self.data = self._grown(self.data, nnz_end, nnz_start)
+        self.indices = self._grown(self.indices, nnz_end, nnz_start)
+        self.indptr = self._grown(self.indptr, start + values.shape[0] + 1, start + 1)
+        self.data[nnz_start:nnz_end] = values.data
+        self.indices[nnz_start:nnz_end] = values.indices
+        self.indptr[start + 1 : start + values.shape[0] + 1] = values.indptr[1:] + nnz_start
+
+    def rows(self, start: int, stop: int) -> sp.csr_matrix:
+        lo, hi = int(self.indptr[start]), int(self.indptr[stop])
+        return sp.csr_matrix(
+            (self.data[lo:hi], self.indices[lo:hi], self.indptr[start : stop + 1] - lo),
+            shape=(stop - start, self.n_features),
+        )
+
+    def take_dense(self, indices: np.ndarray) -> torch.Tensor:
+        """Densify the rows ``indices`` in one vectorised pass over their non-zeros."""
+        starts = self.indptr[indices]
+        lengths = self.indptr[indices + 1] - starts
+        row_of_value = np.repeat(np.arange(len(indices)), lengths)
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        positions = np.repeat(starts, lengths) + offsets
+        dense = np.zeros((len(indices), self.n_features), dtype=np.float32)
+        dense[row_of_value, self.indices[positions]] = self.data[positions]
+        return torch.from_numpy(dense)
+
+
+class ReplayBatch:
+    """Points drawn from the history for one replay step.
+
+    Features and labels are gathered at once; stored logits and round ids are
+    gathered on first access, so methods that do not use them pay nothing.
+
+    Parameters
+    ----------
+    history : LabelledHistory
+        The history the points come from.
+    indices : torch.Tensor
+        Their positions in the history.
+
+    Attributes
+    ----------
+    indices : torch.Tensor
+        Positions of the points in the history, on the history's device.
+    X : torch.Tensor or dict of torch.Tensor
+        Their features, dense.
+    y : torch.Tensor
+        Their encoded labels.
+    """
+
+    def __init__(self, history: LabelledHistory, indices: torch.Tensor):
+        self._history = history
+        self.indices = indices.to(history.device)
+        self.X = history.take_features(indices)
+        self.y = history._y.buffer[self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @cached_property
+    def logits(self) -> torch.Tensor:
+        """Logits the model gave the points at the end of their labelling round.
+
+        These are the ``z'`` of the paper's equations (2) and (3).
+        """
+        return self._history._logits.buffer[self.indices]
+
+    @cached_property
+    def rounds(self) -> torch.Tensor:
+        """The round each point was labelled in."""
+        return self._history._rounds.buffer[self.indices]
+
+
+class LabelledHistory:
+    """Every labelled point, in rounds, with its label, round id and stored logits.
+
+    Parameters
+    ----------
+    device : str or torch.device, default="cpu"
+        Where dense features, labels and logits live (the training device).
+        Sparse features stay on the CPU as CSR rows and are densified per batch.
+
+    Attributes
+    ----------
+    n_staged : int
+        Points of the current round written but not yet committed.
+    """
+
+    def __init__(self, device: Any = "cpu"):
+        self.device = torch.device(device)
+        self._n = 0
+        self.n_staged = 0
+        self._X: Any = None
+        self._y: _GrowableTensor | None = None
+        self._logits: _GrowableTensor | None = None
+        self._rounds: _GrowableTensor | None = None
+        self._feature_shape: Any = None
+        self._sparse = False
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def is_sparse(self) -> bool:
+        """Whether features are stored as sparse CSR rows."""
+        return self._sparse
+
+    @property
+    def feature_shape(self) -> Any:
+        """Shape of one sample (a dict of shapes for dict features), or None if empty."""
+        return self._feature_shape
+
+    @property
+    def n_rounds(self) -> int:
+        """Number of committed rounds."""
+        return 0 if self._n == 0 else int(self._rounds.buffer[self._n - 1]) + 1
+
+    # -- writing -----------------------------------------------------------
+    def _allocate(self, X: Features) -> None:
+        self._feature_shape = feature_shape(X)
+        self._sparse = sp.issparse(X)
+        if self._sparse:
+            self._X = _GrowableCSR(X.shape[1])
+        elif isinstance(X, dict):
+            self._X = {key: _GrowableTensor(value.shape[1:], value.dtype, self.device) for key, value in X.items()}
+        else:
+            self._X = _GrowableTensor(X.shape[1:], X.dtype, self.device)
+        self._y = _GrowableTensor((), torch.int64, self.device)
+        self._rounds = _GrowableTensor((), torch.int64, self.device)
+
+    def stage(self, X: Features, y: torch.Tensor) -> None:
+        """Write a round's new points after the committed ones, without committing them.
+
+        Parameters
+        ----------
+        X : Features
+            New points in storage form, with the history's feature shape.
+        y : torch.Tensor
+            Their encoded labels.
+        """
+        if self._feature_shape is None:
+            self._allocate(X)
+        elif feature_shape(X) != self._feature_shape or sp.issparse(X) != self._sparse:
+            raise ValueError(
+                f"New points have feature shape {feature_shape(X)}, the history has {self._feature_shape}."
+            )
+        start, count = self._n, n_rows(X)
+        if isinstance(self._X, dict):
+            for key, store in self._X.items():
+                store.write(start, X[key])
+        else:
+            self._X.write(start, X)
+        self._y.write(start, y)
+        self.n_staged = count
+
+    def commit(self, logits: torch.Tensor, round_id: int) -> None:
+        """Make the staged points part of the history, with their end-of-round logits."""
+        start, count = self._n, self.n_staged
+        if len(logits) != count:
+            raise ValueError(f"Got logits for {len(logits)} points, {count} are staged.")
+        if self._logits is None:
+            self._logits = _GrowableTensor(logits.shape[1:], torch.float32, self.device)
+        self._logits.write(start, logits.detach())
+        self._rounds.write(start, torch.full((count,), round_id, dtype=torch.int64))
+        self._n += count
+        self.n_staged = 0
+
+    def reserve(self, n_points: int) -> None:
+        """Allocate room for ``n_points`` in total, so appends up to it never copy.
+
+        Only useful once the first round fixed the feature shape; for sparse
+        features it reserves the row index, not the non-zeros.
+
+        Parameters
+        ----------
+        n_points : int
+            The total number of points expected (e.g. the labelling budget).
+        """
+        if self._feature_shape is None:
+            raise ValueError("reserve() needs the feature shape: call it after the first round.")
+        used = self._n + self.n_staged
+        stores = [self._y, self._rounds] + ([self._logits] if self._logits is not None else [])
+        stores += list(self._X.values()) if isinstance(self._X, dict) else [self._X]
+        for store in stores:
+            if isinstance(store, _GrowableTensor):
+                store.reserve(n_points, keep=used)
+            else:
+                store.indptr = store._grown(store.indptr, n_points + 1, used + 1)
+
+    def discard(self) -> None:
+        """Drop the staged points; the history is as before :meth:`stage`."""
+        self.n_staged = 0
+
+    def to(self, device: Any) -> LabelledHistory:
+        """Move dense storage to ``device`` (in place) and return self."""
+        self.device = torch.device(device)
+        stores = [self._y, self._logits, self._rounds]
+        stores += list(self._X.values()) if isinstance(self._X, dict) else [self._X]
+        for store in stores:
+            if isinstance(store, _GrowableTensor):
+                store.to(self.device)
+        return self
+
+    # -- reading -----------------------------------------------------------
+    def _features(self, start: int, stop: int) -> Features:
+        if self._sparse:
+            return self._X.rows(start, stop)
+        if isinstance(self._X, dict):
+            return {key: store.buffer[start:stop] for key, store in self._X.items()}
+        return self._X.buffer[start:stop]
+
+    @property
+    def X(self) -> Features:
+        """Committed features, a view (no copy for dense and dict storage)."""
+        return self._features(0, self._n)
+
+    @property
+    def y(self) -> torch.Tensor:
+        """Committed encoded labels (a view)."""
+        return self._y.buffer[: self._n] if self._y is not None else torch.empty(0, dtype=torch.int64)
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """Stored end-of-round logits of the committed points (a view)."""
+        return self._logits.buffer[: self._n] if self._logits is not None else torch.empty(0, 0)
+
+    @property
+    def rounds(self) -> torch.Tensor:
+        """Round id of each committed point (a view)."""
+        return self._rounds.buffer[: self._n] if self._rounds is not None else torch.empty(0, dtype=torch.int64)
+
+    @property
+    def staged_X(self) -> Features:
+        """Features of the staged points (a view)."""
+        return self._features(self._n, self._n + self.n_staged)
+
+    @property
+    def staged_y(self) -> torch.Tensor:
+        """Encoded labels of the staged points (a view)."""
+        return self._y.buffer[self._n : self._n + self.n_staged]
+
+    @property
+    def labelled_X(self) -> Features:
+        """Committed and staged features together (a view for dense storage)."""
+        return self._features(0, self._n + self.n_staged)
+
+    @property
+    def labelled_y(self) -> torch.Tensor:
+        """Committed and staged labels together (a view)."""
+        return self._y.buffer[: self._n + self.n_staged]
+
+    def sample(self, size: int, rng: np.random.Generator) -> torch.Tensor:
+        """Draw ``min(size, len(self))`` committed points uniformly without replacement.
+
+        Parameters
+        ----------
+        size : int
+            Number of points wanted (the replay size ``m'``).
+        rng : numpy.random.Generator
+            Source of randomness.
+
+        Returns
+        -------
+        torch.Tensor
+            History positions, ``int64``.
+        """
+        # numpy switches to an O(size) set-based draw for large histories.
+        return torch.from_numpy(rng.choice(self._n, size=min(size, self._n), replace=False))
+
+    def take_features(self, indices: torch.Tensor) -> Any:
+        """Dense features of the committed points at ``indices`` (one gather)."""
+        if self._sparse:
+            return self._X.take_dense(indices.cpu().numpy())
+        if isinstance(self._X, dict):
+            return {key: store.buffer[indices.to(self.device)] for key, store in self._X.items()}
+        return take_rows(self._X.buffer, indices)
+
+    def batch(self, indices: torch.Tensor) -> ReplayBatch:
+        """Gather a :class:`ReplayBatch` of committed points."""
+        return ReplayBatch(self, indices)
+
+    # -- pickling ----------------------------------------------------------
+    def __getstate__(self) -> dict:
+        # Pickle CPU tensors trimmed to the used rows, so a history trained on
+        # CUDA loads on a CPU-only machine.
+        state = self.__dict__.copy()
+        state["device"] = str(self.device)
+        used = self._n + self.n_staged
+
+        def trimmed(store: Any) -> Any:
+            if isinstance(store, _GrowableTensor):
+                copy = _GrowableTensor(store.row_shape, store.buffer.dtype, "cpu")
+                copy.buffer = store.buffer[:used].cpu().clone()
+                return copy
+            return store
+
+        for name in ("_y", "_logits", "_rounds"):
+            state[name] = trimmed(state[name])
+        if isinstance(self._X, dict):
+            state["_X"] = {key: trimmed(store) for key, store in self._X.items()}
+        else:
+            state["_X"] = trimmed(self._X)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.device = torch.device("cpu")

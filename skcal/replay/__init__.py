@@ -1,0 +1,74 @@
+"""Round-training strategies: the AL baselines and replay-based continual learning.
+
+``replay=`` on :class:`~skcal.ContinualActiveClassifier` accepts one of the
+aliases in :data:`REPLAY_STRATEGIES`, a :class:`ReplayStrategy` subclass, or
+an instance of one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sklearn.base import clone
+
+from .base import ReplayStrategy
+from .baselines import FineTune, Retrain, WarmStart
+from .er import ExperienceReplay
+
+#: Strategy classes by the alias ``replay=`` accepts.
+REPLAY_STRATEGIES: dict[str, type[ReplayStrategy]] = {
+    cls.name: cls for cls in (Retrain, WarmStart, FineTune, ExperienceReplay)
+}
+
+
+def make_strategy(replay: Any, params: dict | None = None) -> ReplayStrategy:
+    """Build a fresh strategy from an alias, a class or an instance, with ``params`` set.
+
+    Parameters
+    ----------
+    replay : str, type or ReplayStrategy
+        An alias from :data:`REPLAY_STRATEGIES`, a subclass of
+        :class:`ReplayStrategy`, or an instance (which is cloned, not modified).
+    params : dict, optional
+        Hyperparameters to set, e.g. ``{"alpha": 0.1}`` from ``replay__alpha``.
+
+    Returns
+    -------
+    ReplayStrategy
+
+    Raises
+    ------
+    ValueError
+        For an unknown alias (the message lists the valid ones) or an
+        unknown hyperparameter.
+    TypeError
+        For anything that is not a strategy.
+    """
+    params = params or {}
+    if isinstance(replay, str):
+        try:
+            strategy = REPLAY_STRATEGIES[replay.lower()]()
+        except KeyError:
+            valid = ", ".join(repr(name) for name in REPLAY_STRATEGIES)
+            raise ValueError(f"Unknown replay strategy {replay!r}; valid names are {valid}.") from None
+    elif isinstance(replay, type) and issubclass(replay, ReplayStrategy):
+        strategy = replay()
+    elif isinstance(replay, ReplayStrategy):
+        strategy = clone(replay)
+    else:
+        raise TypeError(f"replay must be a strategy name, a ReplayStrategy subclass or instance; got {replay!r}.")
+    try:
+        return strategy.set_params(**params)
+    except ValueError as exc:
+        raise ValueError(f"Invalid replay__ parameter for {type(strategy).__name__}: {exc}") from None
+
+
+__all__ = [
+    "REPLAY_STRATEGIES",
+    "ExperienceReplay",
+    "FineTune",
+    "ReplayStrategy",
+    "Retrain",
+    "WarmStart",
+    "make_strategy",
+]

@@ -20,21 +20,7 @@ import numpy as np
 import torch
 
 from skcal import ContinualActiveClassifier, LabelledHistory
-
-
-class MLP(torch.nn.Module):
-    def __init__(self, n_features=100, n_hidden=256, n_classes=10):
-        super().__init__()
-        self.layers = torch.nn.Sequential(
-            torch.nn.Linear(n_features, n_hidden),
-            torch.nn.ReLU(),
-            torch.nn.Linear(n_hidden, n_hidden),
-            torch.nn.ReLU(),
-            torch.nn.Linear(n_hidden, n_classes),
-        )
-
-    def forward(self, X):
-        return self.layers(X)
+from skcal.models import MLP
 
 
 def hand_written_round(module, history_X, history_y, X_new, y_new, epochs, batch_size, replay_size, lr, rng):
@@ -62,7 +48,8 @@ def time_cal_er_round(args, n_features, n_hidden):
     X_hist, y_hist, X_new, y_new = X[: args.history], y[: args.history], X[args.history :], y[args.history :]
     params = dict(
         module__n_features=n_features,
-        module__n_hidden=n_hidden,
+        module__n_classes=10,
+        module__hidden=(n_hidden, n_hidden),
         lr=0.01,
         batch_size=args.batch_size,
         replay_size=args.replay_size,
@@ -82,7 +69,7 @@ def time_cal_er_round(args, n_features, n_hidden):
         net.partial_fit(X_new, y_new)
         skcal_times.append(time.perf_counter() - start)
 
-        module = MLP(n_features, n_hidden)
+        module = MLP(n_features, 10, (n_hidden, n_hidden))
         start = time.perf_counter()
         hand_written_round(
             module, hist_t, hist_y, new_t, new_y, args.epochs, args.batch_size, args.replay_size, 0.01, rng
@@ -113,7 +100,8 @@ def time_plain_skorch(args, n_features, n_hidden):
         net = NeuralNetClassifier(
             MLP,
             module__n_features=n_features,
-            module__n_hidden=n_hidden,
+            module__n_classes=10,
+            module__hidden=(n_hidden, n_hidden),
             criterion=torch.nn.CrossEntropyLoss,
             lr=0.01,
             batch_size=batch,
@@ -126,7 +114,7 @@ def time_plain_skorch(args, n_features, n_hidden):
         net.partial_fit(X, y)
         skorch_times.append(time.perf_counter() - start)
 
-        module = MLP(n_features, n_hidden)
+        module = MLP(n_features, 10, (n_hidden, n_hidden))
         optimizer = torch.optim.SGD(module.parameters(), lr=0.01)
         criterion = torch.nn.CrossEntropyLoss()
         start = time.perf_counter()

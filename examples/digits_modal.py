@@ -19,28 +19,15 @@ from sklearn.model_selection import train_test_split
 
 from skcal import ContinualActiveClassifier
 from skcal.modal import ContinualActiveLearner
-
-
-class MLP(torch.nn.Module):
-    """Two hidden layers for the 8x8 digit images, returning logits."""
-
-    def __init__(self, n_features=64, n_hidden=128, n_classes=10):
-        super().__init__()
-        self.layers = torch.nn.Sequential(
-            torch.nn.Linear(n_features, n_hidden),
-            torch.nn.ReLU(),
-            torch.nn.Linear(n_hidden, n_hidden),
-            torch.nn.ReLU(),
-            torch.nn.Linear(n_hidden, n_classes),
-        )
-
-    def forward(self, X):
-        return self.layers(X)
+from skcal.models import MLP
 
 
 def run(replay, X_pool, y_pool, X_test, y_test, args):
     net = ContinualActiveClassifier(
         MLP,
+        module__n_features=64,
+        module__n_classes=10,
+        module__hidden=(128, 128),
         replay=replay,
         classes=np.unique(y_pool),  # a random seed set may miss a class
         optimizer=torch.optim.SGD,

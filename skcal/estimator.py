@@ -319,6 +319,24 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             state.epoch_predictions, state.epoch_labels = [], []
             self.history.record("train_acc", state.train_accuracy)
 
+    def count_samples(self, forwarded: int = 0, backpropagated: int = 0) -> None:
+        """Add work a strategy did beyond the training step to the round's record.
+
+        Replay methods that score candidates (MIR, SDS2) call this so that
+        ``rounds_`` counts every sample that went through the module.
+
+        Parameters
+        ----------
+        forwarded : int, default=0
+            Samples passed forward.
+        backpropagated : int, default=0
+            Samples whose loss was backpropagated.
+        """
+        state = self.round_state_
+        if state is not None:
+            state.samples_forwarded += int(forwarded)
+            state.samples_backpropagated += int(backpropagated)
+
     # -- public API --------------------------------------------------------
     def fit(self, X: Any, y: Any, **fit_params: Any) -> ContinualActiveClassifier:
         """Train from scratch on ``(X, y)``, the seed round; the history becomes exactly ``(X, y)``.

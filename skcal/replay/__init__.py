@@ -13,11 +13,25 @@ from sklearn.base import clone
 
 from .base import ReplayStrategy
 from .baselines import FineTune, Retrain, WarmStart
+from .der import DarkExperienceReplay
 from .er import ExperienceReplay
+from .mir import MaximallyInterferedRetrieval
+from .sd import ScaledDistillation
+from .sds2 import SubmodularScaledDistillation
 
 #: Strategy classes by the alias ``replay=`` accepts.
 REPLAY_STRATEGIES: dict[str, type[ReplayStrategy]] = {
-    cls.name: cls for cls in (Retrain, WarmStart, FineTune, ExperienceReplay)
+    cls.name: cls
+    for cls in (
+        Retrain,
+        WarmStart,
+        FineTune,
+        ExperienceReplay,
+        MaximallyInterferedRetrieval,
+        DarkExperienceReplay,
+        ScaledDistillation,
+        SubmodularScaledDistillation,
+    )
 }
 
 
@@ -65,10 +79,14 @@ def make_strategy(replay: Any, params: dict | None = None) -> ReplayStrategy:
 
 __all__ = [
     "REPLAY_STRATEGIES",
+    "DarkExperienceReplay",
     "ExperienceReplay",
     "FineTune",
+    "MaximallyInterferedRetrieval",
     "ReplayStrategy",
     "Retrain",
+    "ScaledDistillation",
+    "SubmodularScaledDistillation",
     "WarmStart",
     "make_strategy",
 ]

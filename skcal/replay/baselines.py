@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import torch
-
-from ..history import ReplayBatch
 from .base import ReplayStrategy
-
-if TYPE_CHECKING:
-    from ..estimator import ContinualActiveClassifier
 
 
 class Retrain(ReplayStrategy):
@@ -43,14 +35,3 @@ class FineTune(ReplayStrategy):
 
     name = "finetune"
     replays = False
-
-    def loss(
-        self,
-        net: ContinualActiveClassifier,
-        y_pred: torch.Tensor,
-        y_true: torch.Tensor,
-        replay_pred: torch.Tensor | None,
-        replay: ReplayBatch | None,
-    ) -> torch.Tensor:
-        """``L_c``: the criterion on the current minibatch."""
-        return net.get_loss(y_pred, y_true, training=True)

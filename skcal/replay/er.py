@@ -31,7 +31,7 @@ class ExperienceReplay(ReplayStrategy):
         replay_pred: torch.Tensor | None,
         replay: ReplayBatch | None,
     ) -> torch.Tensor:
-        """``L(B_current ∪ B_replay)``: the criterion on both batches together."""
+        """``L(B_current ∪ B_replay)``: one criterion over both batches together."""
         if replay is None:
-            return net.get_loss(y_pred, y_true, training=True)
+            return super().loss(net, y_pred, y_true, None, None)
         return net.get_loss(torch.cat([y_pred, replay_pred]), torch.cat([y_true, replay.y]), training=True)

@@ -352,3 +352,23 @@ def test_cal_matches_retrain_accuracy_with_fewer_samples(digits, retrain_referen
 def test_finetune_forgets(digits, retrain_reference):
     accuracy, _ = entropy_campaign(digits, "finetune", seed=0)
     assert accuracy < retrain_reference[0] - 0.1
+
+
+def test_a_user_strategy_slots_in_through_loss_with_replay(digits):
+    from skcal.replay import ReplayStrategy
+
+    class WeightedReplay(ReplayStrategy):
+        name = "weighted"
+
+        def __init__(self, replay_weight=1.0):
+            self.replay_weight = replay_weight
+
+        def loss_with_replay(self, net, current, replay_pred, replay):
+            return current + self.replay_weight * net.get_loss(replay_pred, replay.y, training=True)
+
+    X, y = digits
+    net = make_net(replay=WeightedReplay, replay__replay_weight=0.5, max_epochs=20).fit(X[:100], y[:100])
+    net.partial_fit(X[100:200], y[100:200])
+    assert net.rounds_[-1]["strategy"] == "weighted"
+    assert net.get_params()["replay__replay_weight"] == 0.5
+    assert net.score(X[500:800], y[500:800]) > 0.5

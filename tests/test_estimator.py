@@ -287,10 +287,11 @@ def test_dict_input_end_to_end():
 def test_clone_and_params_include_replay_hyperparameters():
     from sklearn.base import clone
 
-    net = make_net(replay="er", replay__name_is_not_a_param=None)
+    net = make_net(replay="der", replay__alpha=0.3)
     params = net.get_params()
-    assert params["replay__name_is_not_a_param"] is None
-    assert clone(net).get_params()["replay"] == "er"
+    assert params["replay__alpha"] == 0.3
+    assert clone(net).get_params()["replay__alpha"] == 0.3
+    assert clone(net).get_params()["replay"] == "der"
     net.set_params(replay="finetune", replay_size=7, round_epochs=2)
     twin = clone(net)
     assert (twin.replay, twin.replay_size, twin.round_epochs) == ("finetune", 7, 2)
@@ -298,9 +299,16 @@ def test_clone_and_params_include_replay_hyperparameters():
 
 def test_unknown_replay_hyperparameter_is_a_clear_error(digits):
     X, y = digits
-    net = make_net(replay="er", replay__alpha=0.5)
-    with pytest.raises(ValueError, match="alpha"):
+    net = make_net(replay="er", replay__alpah=0.5)
+    with pytest.raises(ValueError, match=r"\['alpah'\] for ExperienceReplay"):
         net.fit(X[:50], y[:50])
+
+
+def test_another_methods_hyperparameter_is_ignored_so_grids_can_mix_methods(digits):
+    X, y = digits
+    net = make_net(replay="retrain", replay__alpha=0.5, max_epochs=2).fit(X[:50], y[:50])
+    net.partial_fit(X[50:70], y[50:70])
+    assert net.rounds_[-1]["strategy"] == "retrain"
 
 
 def test_set_params_on_a_fitted_net_changes_later_rounds(digits):

@@ -45,6 +45,10 @@ def make_strategy(replay: Any, params: dict | None = None) -> ReplayStrategy:
         :class:`ReplayStrategy`, or an instance (which is cloned, not modified).
     params : dict, optional
         Hyperparameters to set, e.g. ``{"alpha": 0.1}`` from ``replay__alpha``.
+        A name the strategy lacks but another built-in strategy accepts is
+        ignored, so one parameter grid can mix methods (``replay__alpha``
+        means nothing to ``"retrain"``); a name no strategy accepts is an
+        error.
 
     Returns
     -------
@@ -71,10 +75,14 @@ def make_strategy(replay: Any, params: dict | None = None) -> ReplayStrategy:
         strategy = clone(replay)
     else:
         raise TypeError(f"replay must be a strategy name, a ReplayStrategy subclass or instance; got {replay!r}.")
-    try:
-        return strategy.set_params(**params)
-    except ValueError as exc:
-        raise ValueError(f"Invalid replay__ parameter for {type(strategy).__name__}: {exc}") from None
+    own = strategy.get_params()
+    known_elsewhere = {name for cls in REPLAY_STRATEGIES.values() for name in cls().get_params()}
+    unknown = sorted(name for name in params if name not in own and name not in known_elsewhere)
+    if unknown:
+        raise ValueError(
+            f"Invalid replay__ parameter(s) {unknown} for {type(strategy).__name__}; its parameters are {sorted(own)}."
+        )
+    return strategy.set_params(**{name: value for name, value in params.items() if name in own})
 
 
 __all__ = [

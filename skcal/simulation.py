@@ -1,0 +1,258 @@
+"""``ActiveLearningSimulator``: a whole simulated active-learning campaign as one estimator.
+
+``fit(X, y)`` uses ``y`` as the oracle: it draws a random seed set, then
+alternates query and teach rounds through a
+:class:`~skcal.modal.ContinualActiveLearner`, recording what every round cost.
+Because the inner estimator's ``replay`` is a parameter, scikit-learn's model
+selection compares standard AL with every CAL method in one grid, with both
+accuracy and fit time in ``cv_results_``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from modAL.uncertainty import entropy_sampling
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from ._data import n_rows
+from ._validation import check_labels
+from .estimator import ContinualActiveClassifier
+from .modal import ContinualActiveLearner
+
+
+def take_rows(X: Any, rows: np.ndarray) -> Any:
+    """Return rows ``rows`` of numpy, torch, sparse or dict-of-arrays data, in the same container."""
+    if isinstance(X, dict):
+        return {key: value[rows] for key, value in X.items()}
+    if isinstance(X, torch.Tensor):
+        return X[torch.as_tensor(rows)]
+    if sp.issparse(X):
+        return X.tocsr()[rows]
+    return np.asarray(X)[rows]
+
+
+def _resolve_size(size: Real, n_total: int, name: str) -> int:
+    """Turn a count (int) or a fraction of ``n_total`` (float in (0, 1]) into a count."""
+    if isinstance(size, bool) or not isinstance(size, Real):
+        raise TypeError(f"{name} must be an int or a float, got {size!r}.")
+    if isinstance(size, Integral):
+        count = int(size)
+    else:
+        if not 0 < size <= 1:
+            raise ValueError(f"{name} as a fraction must be in (0, 1], got {size}.")
+        count = int(round(size * n_total))
+    if count < 1:
+        raise ValueError(f"{name}={size!r} selects no points out of {n_total}.")
+    if count > n_total:
+        raise ValueError(f"{name}={size!r} asks for {count} points but X has only {n_total}.")
+    return count
+
+
+class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+    """Simulate an active-learning campaign on labelled data, as an sklearn classifier.
+
+    ``fit(X, y)`` draws ``initial_size`` points at random as the seed set,
+    then repeats: query ``query_size`` points from the unlabelled rest with
+    ``query_strategy``, reveal their labels from ``y``, and ``teach`` them to
+    the estimator (one ``partial_fit`` round), until ``n_rounds`` rounds or
+    ``budget`` labels. ``predict``, ``predict_proba`` and ``score`` use the
+    final model.
+
+    Parameters
+    ----------
+    estimator : ContinualActiveClassifier
+        Cloned before use. Its ``replay`` decides how rounds train
+        (``"retrain"`` is standard AL).
+    query_strategy : callable, default=modAL.uncertainty.entropy_sampling
+        ``strategy(learner, X_pool, n_instances=...) -> indices``: modAL's
+        strategies and ``skcal.query``'s.
+    initial_size : int or float, default=0.1
+        Seed-set size: a count, or a fraction of ``len(X)``.
+    query_size : int or float, default=0.05
+        Labels per round: a count, or a fraction of ``len(X)``.
+    n_rounds : int or None, default=None
+        Query rounds after the seed round. With neither ``n_rounds`` nor
+        ``budget``, rounds continue until half of ``X`` is labelled.
+    budget : int, float or None, default=None
+        Stop once this many labels (a count, or a fraction of ``len(X)``)
+        are reached; the last round is shortened to hit it exactly.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the seed set and, if the estimator has no ``random_state`` of
+        its own, the estimator's training.
+    verbose : int, default=0
+        Print one line per round if positive.
+
+    Attributes
+    ----------
+    estimator_ : ContinualActiveClassifier
+        The final model.
+    learner_ : ContinualActiveLearner
+        The modAL learner that ran the loop.
+    rounds_ : list of dict
+        Per round: ``round``, ``n_labelled``, ``labelled_fraction``,
+        ``strategy``, ``train_seconds``, ``cumulative_train_seconds``,
+        ``samples_backpropagated``, ``cumulative_samples_backpropagated``,
+        ``query_seconds``, and ``accuracy`` when ``eval_set`` was given.
+    labelled_indices_ : ndarray
+        Rows of ``X`` in the order they were labelled.
+    classes_ : ndarray
+        The labels.
+    """
+
+    def __init__(
+        self,
+        estimator: ContinualActiveClassifier,
+        query_strategy: Callable = entropy_sampling,
+        initial_size: Real = 0.1,
+        query_size: Real = 0.05,
+        n_rounds: int | None = None,
+        budget: Real | None = None,
+        random_state: Any = None,
+        verbose: int = 0,
+    ):
+        self.estimator = estimator
+        self.query_strategy = query_strategy
+        self.initial_size = initial_size
+        self.query_size = query_size
+        self.n_rounds = n_rounds
+        self.budget = budget
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _plan(self, n_total: int) -> tuple[int, int, int]:
+        initial = _resolve_size(self.initial_size, n_total, "initial_size")
+        per_round = _resolve_size(self.query_size, n_total, "query_size")
+        if self.budget is not None:
+            budget = _resolve_size(self.budget, n_total, "budget")
+            if budget < initial:
+                raise ValueError(f"budget ({budget} labels) is smaller than initial_size ({initial}).")
+        elif self.n_rounds is not None:
+            if isinstance(self.n_rounds, bool) or not isinstance(self.n_rounds, Integral) or self.n_rounds < 0:
+                raise ValueError(f"n_rounds must be a non-negative int, got {self.n_rounds!r}.")
+            budget = initial + self.n_rounds * per_round
+            if budget > n_total:
+                raise ValueError(
+                    f"{self.n_rounds} rounds of {per_round} after {initial} seed points need {budget} "
+                    f"labels, but X has only {n_total} points."
+                )
+        else:
+            budget = max(initial, n_total // 2)
+        return initial, per_round, budget
+
+    def fit(self, X: Any, y: Any, eval_set: tuple | None = None) -> ActiveLearningSimulator:
+        """Run the simulated campaign with ``y`` as the oracle.
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
+            The pool; every point starts unlabelled.
+        y : array-like of shape (n_samples,)
+            The oracle's labels.
+        eval_set : tuple (X_val, y_val), optional
+            Held-out data scored after every round.
+
+        Returns
+        -------
+        self
+        """
+        if not isinstance(self.estimator, ContinualActiveClassifier):
+            raise TypeError(f"estimator must be a ContinualActiveClassifier, got {type(self.estimator).__name__}.")
+        n_total = n_rows(X) if isinstance(X, dict) else (X.shape[0] if hasattr(X, "shape") else len(X))
+        labels = check_labels(y, n_total)
+        initial, per_round, budget = self._plan(n_total)
+        rng = check_random_state(self.random_state)
+
+        estimator = clone(self.estimator)
+        if estimator.classes is None:
+            estimator.set_params(classes=np.unique(labels))  # a random seed set may miss a class
+        if estimator.random_state is None and self.random_state is not None:
+            estimator.set_params(random_state=int(rng.randint(2**31 - 1)))
+
+        labelled = rng.choice(n_total, initial, replace=False)
+        self.learner_ = ContinualActiveLearner(estimator, self.query_strategy)
+        self.estimator_ = estimator
+        self.classes_ = np.unique(labels)
+        self.rounds_ = []
+        self.learner_.fit(take_rows(X, labelled), labels[labelled])
+        self._record(labelled, n_total, 0.0, eval_set)
+
+        unlabelled = np.setdiff1d(np.arange(n_total), labelled)
+        while len(labelled) < budget:
+            count = min(per_round, budget - len(labelled))
+            started = time.perf_counter()
+            chosen, _ = self.learner_.query(take_rows(X, unlabelled), n_instances=count)
+            query_seconds = time.perf_counter() - started
+            chosen = unlabelled[np.asarray(chosen, dtype=np.int64)]
+            if len(np.unique(chosen)) != len(chosen):
+                raise RuntimeError(f"{self.query_strategy!r} returned duplicate indices.")
+            self.learner_.teach(take_rows(X, chosen), labels[chosen])
+            labelled = np.concatenate([labelled, chosen])
+            unlabelled = np.setdiff1d(unlabelled, chosen, assume_unique=True)
+            self._record(labelled, n_total, query_seconds, eval_set)
+        self.labelled_indices_ = labelled
+        return self
+
+    def _record(self, labelled: np.ndarray, n_total: int, query_seconds: float, eval_set: tuple | None) -> None:
+        last = self.estimator_.rounds_[-1]
+        previous = self.rounds_[-1] if self.rounds_ else {}
+        record = {
+            "round": len(self.rounds_),
+            "n_labelled": len(labelled),
+            "labelled_fraction": len(labelled) / n_total,
+            "strategy": last["strategy"],
+            "train_seconds": last["train_seconds"],
+            "cumulative_train_seconds": previous.get("cumulative_train_seconds", 0.0) + last["train_seconds"],
+            "samples_backpropagated": last["samples_backpropagated"],
+            "cumulative_samples_backpropagated": previous.get("cumulative_samples_backpropagated", 0)
+            + last["samples_backpropagated"],
+            "epochs": last["epochs"],
+            "query_seconds": query_seconds,
+        }
+        if eval_set is not None:
+            record["accuracy"] = self.estimator_.score(*eval_set)
+        self.rounds_.append(record)
+        if self.verbose:
+            accuracy = f", accuracy {record['accuracy']:.4f}" if "accuracy" in record else ""
+            print(
+                f"round {record['round']}: {record['n_labelled']} labelled "
+                f"({record['labelled_fraction']:.1%}), {record['train_seconds']:.2f} s training{accuracy}"
+            )
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict labels with the final model.
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
+            The points to classify.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities from the final model.
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
+            The points to classify.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict_proba(X)

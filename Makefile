@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 venv: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(PY) examples/digits_modal.py
+	$(VENV)/bin/skcal bench --quick --dataset digits,pbmc68k --out results/quick
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check skcal tests examples benchmarks

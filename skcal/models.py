@@ -41,3 +41,59 @@ class MLP(torch.nn.Module):
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """Return the logits."""
         return self.head(self.embed(X))
+
+
+class SmallCNN(torch.nn.Module):
+    """A small convolutional network for small images (8x8 digits, 28x28 MedMNIST).
+
+    Two ``Conv-BatchNorm-ReLU`` blocks (the second strided), global average
+    pooling, and a linear head.
+
+    Parameters
+    ----------
+    in_channels : int
+        Image channels (1 grey, 3 colour).
+    n_classes : int
+        Number of logits.
+    width : int, default=32
+        Channels of the first block; the second has twice as many.
+    """
+
+    def __init__(self, in_channels: int, n_classes: int, width: int = 32):
+        super().__init__()
+        self.features = torch.nn.Sequential(
+            torch.nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
+            torch.nn.BatchNorm2d(width),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(width, 2 * width, 3, stride=2, padding=1, bias=False),
+            torch.nn.BatchNorm2d(2 * width),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1),
+            torch.nn.Flatten(),
+        )
+        self.head = torch.nn.Linear(2 * width, n_classes)
+
+    def embed(self, X: torch.Tensor) -> torch.Tensor:
+        """Return the pooled features (the head's input)."""
+        return self.features(X)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Return the logits."""
+        return self.head(self.embed(X))
+
+
+def actinn(n_features: int, n_classes: int) -> MLP:
+    """Build the ACTINN cell-type classifier's shape (Ma & Pellegrini 2019): an MLP 100-50-25.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of genes.
+    n_classes : int
+        Number of cell types.
+
+    Returns
+    -------
+    MLP
+    """
+    return MLP(n_features, n_classes, hidden=(100, 50, 25))

@@ -88,6 +88,10 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
     random_state : int, RandomState instance or None, default=None
         Seeds the seed set and, if the estimator has no ``random_state`` of
         its own, the estimator's training.
+    track_forgetting : bool, default=False
+        After every round also record ``round_accuracies``: the model's
+        accuracy on the points labelled in each round so far (the paper's
+        Figure 1). Costs a forward pass over the labelled set per round.
     verbose : int, default=0
         Print one line per round if positive.
 
@@ -101,7 +105,8 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         Per round: ``round``, ``n_labelled``, ``labelled_fraction``,
         ``strategy``, ``train_seconds``, ``cumulative_train_seconds``,
         ``samples_backpropagated``, ``cumulative_samples_backpropagated``,
-        ``query_seconds``, and ``accuracy`` when ``eval_set`` was given.
+        ``query_seconds``, ``accuracy`` when ``eval_set`` was given, and
+        ``round_accuracies`` with ``track_forgetting``.
     labelled_indices_ : ndarray
         Rows of ``X`` in the order they were labelled.
     classes_ : ndarray
@@ -117,6 +122,7 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         n_rounds: int | None = None,
         budget: Real | None = None,
         random_state: Any = None,
+        track_forgetting: bool = False,
         verbose: int = 0,
     ):
         self.estimator = estimator
@@ -126,6 +132,7 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         self.n_rounds = n_rounds
         self.budget = budget
         self.random_state = random_state
+        self.track_forgetting = track_forgetting
         self.verbose = verbose
 
     def _plan(self, n_total: int) -> tuple[int, int, int]:
@@ -219,6 +226,11 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         }
         if eval_set is not None:
             record["accuracy"] = self.estimator_.score(*eval_set)
+        if self.track_forgetting:
+            history = self.estimator_.labelled_history_
+            correct = self.estimator_.predict_proba(history.X).argmax(axis=1) == history.y.cpu().numpy()
+            rounds = history.rounds.cpu().numpy()
+            record["round_accuracies"] = (np.bincount(rounds, weights=correct) / np.bincount(rounds)).tolist()
         self.rounds_.append(record)
         if self.verbose:
             accuracy = f", accuracy {record['accuracy']:.4f}" if "accuracy" in record else ""

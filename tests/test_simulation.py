@@ -125,3 +125,14 @@ def test_grid_search_on_a_dask_cluster(digits):
             workers = client.run(lambda: 1)
     assert len(workers) == 2
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+
+
+def test_track_forgetting_records_accuracy_on_each_rounds_points(digits):
+    X, y = digits
+    sim = simulator(track_forgetting=True).fit(X[:400], y[:400])
+    assert [len(r["round_accuracies"]) for r in sim.rounds_] == [1, 2, 3, 4]
+    last = sim.rounds_[-1]["round_accuracies"]
+    labelled = sim.labelled_indices_
+    blocks = [labelled[:40], labelled[40:60], labelled[60:80], labelled[80:100]]
+    expected = [np.mean(sim.predict(X[rows]) == y[rows]) for rows in blocks]
+    np.testing.assert_allclose(last, expected)

@@ -1,0 +1,163 @@
+"""Loaders for real datasets, in the formats their fields use.
+
+Every loader returns features and labels ready for
+:class:`~skcal.ContinualActiveClassifier`: numpy or scipy.sparse features,
+numpy labels. Nothing here downloads anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+MEDMNIST_SPLITS = ("train", "val", "test")
+
+
+def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
+    """Load scikit-learn's digits as images: ``X`` of shape (1797, 1, 8, 8) in [0, 1], ``y`` in 0-9.
+
+    Returns
+    -------
+    X : ndarray of float32, shape (1797, 1, 8, 8)
+    y : ndarray of int, shape (1797,)
+    """
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0).astype(np.float32).reshape(-1, 1, 8, 8), y
+
+
+def load_anndata(path_or_adata: Any, label_key: str, layer: str | None = None) -> tuple[Any, np.ndarray]:
+    """Load features and cell labels from an AnnData object or ``.h5ad`` file.
+
+    Sparse matrices stay sparse (CSR); nothing is densified.
+
+    Parameters
+    ----------
+    path_or_adata : str, Path or anndata.AnnData
+        An ``.h5ad`` file or an AnnData object.
+    label_key : str
+        The ``obs`` column with the labels (e.g. cell type).
+    layer : str, optional
+        Use ``adata.layers[layer]`` instead of ``adata.X``.
+
+    Returns
+    -------
+    X : ndarray or scipy.sparse.csr_matrix of float32, shape (n_cells, n_genes)
+    y : ndarray of str, shape (n_cells,)
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    KeyError
+        If ``label_key`` or ``layer`` is missing; the message lists what exists.
+    ValueError
+        If some cells have no label.
+    """
+    import anndata
+
+    if isinstance(path_or_adata, (str, Path)):
+        path = Path(path_or_adata)
+        if not path.exists():
+            raise FileNotFoundError(f"No AnnData file at {path}.")
+        adata = anndata.read_h5ad(path)
+    else:
+        adata = path_or_adata
+    if label_key not in adata.obs:
+        raise KeyError(f"obs has no column {label_key!r}; its columns are {list(adata.obs.columns)}.")
+    if layer is not None and layer not in adata.layers:
+        raise KeyError(f"adata has no layer {layer!r}; its layers are {list(adata.layers)}.")
+    labels = adata.obs[label_key]
+    if labels.isna().any():
+        raise ValueError(f"{int(labels.isna().sum())} cells have no {label_key!r} label.")
+    X = adata.layers[layer] if layer is not None else adata.X
+    X = sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.asarray(X, dtype=np.float32)
+    return X, labels.astype(str).to_numpy()
+
+
+def load_pbmc68k() -> tuple[np.ndarray, np.ndarray]:
+    """Load the 700 PBMC cells (765 genes, 10 types in ``bulk_labels``) that ship with scanpy.
+
+    Returns
+    -------
+    X : ndarray of float32, shape (700, 765)
+        scanpy's preprocessed (log-normalised, scaled) expression.
+    y : ndarray of str, shape (700,)
+    """
+    import scanpy
+
+    return load_anndata(scanpy.datasets.pbmc68k_reduced(), "bulk_labels")
+
+
+def load_medmnist_npz(path: str | Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """Load one split of a MedMNIST ``.npz`` file (keys ``<split>_images``, ``<split>_labels``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file, as the ``medmnist`` package downloads it (e.g. ``dermamnist.npz``).
+    split : {"train", "val", "test"}, default="train"
+
+    Returns
+    -------
+    X : ndarray of float32, shape (n, channels, size, size), in [0, 1]
+    y : ndarray of int, shape (n,)
+
+    Raises
+    ------
+    FileNotFoundError, KeyError, ValueError
+        Missing file, missing keys (the message lists the file's keys), or
+        multi-label targets.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No MedMNIST file at {path}.")
+    if split not in MEDMNIST_SPLITS:
+        raise ValueError(f"split must be one of {MEDMNIST_SPLITS}, got {split!r}.")
+    with np.load(path) as data:
+        keys = [f"{split}_images", f"{split}_labels"]
+        missing = [key for key in keys if key not in data]
+        if missing:
+            raise KeyError(f"{path.name} lacks {missing}; it has {sorted(data.keys())}.")
+        images, labels = data[keys[0]], data[keys[1]]
+    if labels.ndim == 2 and labels.shape[1] != 1:
+        raise ValueError(f"{path.name} has multi-label targets {labels.shape}; skcal needs one label per image.")
+    images = images.astype(np.float32) / 255.0
+    images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(images), labels.reshape(-1).astype(np.int64)
+
+
+def load_text_csv(path: str | Path, text_column: str = "text", label_column: str = "label") -> tuple[list, np.ndarray]:
+    """Load texts and labels from a CSV file with a text column and a label column.
+
+    Parameters
+    ----------
+    path : str or Path
+    text_column, label_column : str
+
+    Returns
+    -------
+    texts : list of str
+    y : ndarray of str
+
+    Raises
+    ------
+    FileNotFoundError, KeyError, ValueError
+        Missing file, missing columns (the message lists the header), or empty labels.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No CSV file at {path}.")
+    frame = pd.read_csv(path)
+    missing = [column for column in (text_column, label_column) if column not in frame]
+    if missing:
+        raise KeyError(f"{path.name} lacks column(s) {missing}; its columns are {list(frame.columns)}.")
+    if frame[label_column].isna().any():
+        raise ValueError(f"{int(frame[label_column].isna().sum())} rows of {path.name} have no label.")
+    return frame[text_column].fillna("").astype(str).tolist(), frame[label_column].astype(str).to_numpy()

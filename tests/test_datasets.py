@@ -1,0 +1,127 @@
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from skcal.bench import load_benchmark_data
+from skcal.cli import main
+from skcal.datasets import load_anndata, load_digits_images, load_medmnist_npz, load_text_csv
+
+
+@pytest.fixture
+def h5ad(tmp_path):
+    import anndata
+
+    rng = np.random.default_rng(0)
+    types = np.array(["B", "T", "NK"])[rng.integers(0, 3, 240)]
+    centres = rng.gamma(1.0, 2.0, size=(3, 40)) * (rng.random((3, 40)) < 0.3)
+    counts = rng.poisson(centres[np.searchsorted(["B", "NK", "T"], types)])
+    obs = pd.DataFrame({"cell_type": types}, index=[f"cell{i}" for i in range(len(types))])
+    adata = anndata.AnnData(sp.csr_matrix(counts.astype(np.float32)), obs=obs)
+    adata.layers["raw"] = adata.X.copy()
+    path = tmp_path / "cells.h5ad"
+    adata.write_h5ad(path)
+    return path
+
+
+def test_anndata_stays_sparse_and_reads_labels(h5ad):
+    X, y = load_anndata(h5ad, "cell_type")
+    assert sp.issparse(X) and X.shape == (240, 40) and X.dtype == np.float32
+    assert set(y) == {"B", "T", "NK"}
+    X_layer, _ = load_anndata(h5ad, "cell_type", layer="raw")
+    assert (X_layer != X).nnz == 0
+
+
+def test_anndata_errors(h5ad, tmp_path):
+    import anndata
+
+    with pytest.raises(KeyError, match="no column 'celltype'.*'cell_type'"):
+        load_anndata(h5ad, "celltype")
+    with pytest.raises(KeyError, match="no layer 'spliced'"):
+        load_anndata(h5ad, "cell_type", layer="spliced")
+    with pytest.raises(FileNotFoundError):
+        load_anndata(tmp_path / "none.h5ad", "cell_type")
+    adata = anndata.read_h5ad(h5ad)
+    adata.obs.loc[adata.obs.index[:3], "cell_type"] = np.nan
+    with pytest.raises(ValueError, match="3 cells have no 'cell_type' label"):
+        load_anndata(adata, "cell_type")
+
+
+def test_bench_on_a_user_h5ad(h5ad, tmp_path):
+    code = main(
+        [
+            "bench",
+            "--dataset",
+            str(h5ad),
+            "--label-key",
+            "cell_type",
+            "--methods",
+            "retrain,sd",
+            "--budgets",
+            "0.2",
+            "--seeds",
+            "1",
+            "--max-epochs",
+            "5",
+            "--round-epochs",
+            "2",
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ]
+    )
+    assert code == 0 and (tmp_path / "out" / "cells" / "table.txt").exists()
+
+
+def write_medmnist(path, channels=None, labels_shape=(1,)):
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 30), ("val", 5), ("test", 10)):
+        shape = (n, 28, 28) if channels is None else (n, 28, 28, channels)
+        arrays[f"{split}_images"] = rng.integers(0, 256, shape, dtype=np.uint8)
+        arrays[f"{split}_labels"] = rng.integers(0, 4, (n, *labels_shape))
+    np.savez(path, **arrays)
+
+
+def test_medmnist_npz_grey_and_colour(tmp_path):
+    write_medmnist(tmp_path / "grey.npz")
+    X, y = load_medmnist_npz(tmp_path / "grey.npz", "test")
+    assert X.shape == (10, 1, 28, 28) and X.dtype == np.float32 and 0 <= X.min() and X.max() <= 1
+    assert y.shape == (10,) and y.dtype == np.int64
+    write_medmnist(tmp_path / "colour.npz", channels=3)
+    X, _ = load_medmnist_npz(tmp_path / "colour.npz")
+    assert X.shape == (30, 3, 28, 28)
+    data = load_benchmark_data(str(tmp_path / "colour.npz"))
+    assert data.X.shape == (40, 3, 28, 28) and data.estimator_params["module__in_channels"] == 3
+
+
+def test_medmnist_errors(tmp_path):
+    np.savez(tmp_path / "bad.npz", train_images=np.zeros((2, 28, 28), np.uint8))
+    with pytest.raises(KeyError, match=r"lacks \['train_labels'\]"):
+        load_medmnist_npz(tmp_path / "bad.npz")
+    write_medmnist(tmp_path / "multi.npz", labels_shape=(14,))
+    with pytest.raises(ValueError, match="multi-label"):
+        load_medmnist_npz(tmp_path / "multi.npz")
+    with pytest.raises(ValueError, match="split must be"):
+        load_medmnist_npz(tmp_path / "multi.npz", "validation")
+    with pytest.raises(FileNotFoundError):
+        load_medmnist_npz(tmp_path / "none.npz")
+
+
+def test_text_csv(tmp_path):
+    frame = pd.DataFrame({"text": ["a red fox", "a blue whale", "the red sun", None], "label": ["x", "y", "x", "y"]})
+    frame.to_csv(tmp_path / "texts.csv", index=False)
+    texts, y = load_text_csv(tmp_path / "texts.csv")
+    assert texts[3] == "" and y.tolist() == ["x", "y", "x", "y"]
+    data = load_benchmark_data(str(tmp_path / "texts.csv"))
+    assert sp.issparse(data.X) and data.X.shape[0] == 4
+    with pytest.raises(KeyError, match=r"lacks column\(s\) \['body'\]"):
+        load_text_csv(tmp_path / "texts.csv", text_column="body")
+    frame.assign(label=["x", None, "x", "y"]).to_csv(tmp_path / "gaps.csv", index=False)
+    with pytest.raises(ValueError, match="1 rows of gaps.csv have no label"):
+        load_text_csv(tmp_path / "gaps.csv")
+
+
+def test_digits_images():
+    X, y = load_digits_images()
+    assert X.shape == (1797, 1, 8, 8) and X.max() == 1.0 and set(y) == set(range(10))

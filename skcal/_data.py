@@ -150,6 +150,12 @@ class BatchedDataset(Dataset):
         return self._len
 
     def __getitems__(self, indices: Any) -> tuple:
+        if isinstance(indices, slice):  # consecutive rows: views, not copies
+            Xb = {key: value[indices] for key, value in self.X.items()} if isinstance(self.X, dict) else self.X[indices]
+            if sp.issparse(Xb):
+                Xb = torch.from_numpy(Xb.toarray())
+            n = len(range(*indices.indices(self._len)))
+            return Xb, torch.zeros(n) if self.y is None else self.y[indices]
         index = torch.as_tensor(indices, dtype=torch.int64)
         Xb = take_rows(self.X, index)
         yb = torch.zeros(len(index)) if self.y is None else self.y[index.to(self.y.device)]
@@ -208,12 +214,18 @@ class BatchIterator:
 
     def __iter__(self) -> Any:
         n = len(self.dataset)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else None
+        # Unshuffled batches of a BatchedDataset (prediction) are slices, i.e. views.
+        sliceable = order is None and isinstance(self.dataset, BatchedDataset)
         for start in range(0, n, self.batch_size):
-            rows = order[start : start + self.batch_size]
-            if self.drop_last and len(rows) < self.batch_size:
+            stop = min(start + self.batch_size, n)
+            if self.drop_last and stop - start < self.batch_size:
                 return
-            yield self.dataset.__getitems__(rows)
+            if sliceable:
+                yield self.dataset.__getitems__(slice(start, stop))
+            else:
+                rows = torch.arange(start, stop) if order is None else order[start:stop]
+                yield self.dataset.__getitems__(rows)
 
 
 def collate_batch(batch: tuple) -> tuple:

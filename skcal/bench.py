@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from modAL.uncertainty import entropy_sampling
 from sklearn.model_selection import train_test_split
 
 from . import datasets
 from .estimator import ContinualActiveClassifier
 from .models import MLP, SmallCNN, actinn
+from .query import entropy_sampling
 from .replay import REPLAY_STRATEGIES
 from .simulation import ActiveLearningSimulator, take_rows
 

@@ -5,7 +5,8 @@ representation ``z`` the network's last layer receives. skcal finds it in one
 of two ways, in this order:
 
 1. the module has a method ``embed(X)`` (or ``embed(**X)`` for dict input)
-   returning it, shape ``(n_samples, n_dims)``;
+   returning it, shape ``(n_samples, n_dims)`` (a submodule called ``embed``,
+   such as an ``nn.Embedding``, is not such a method);
 2. otherwise, the input of the module's last registered ``torch.nn.Linear``
    layer, captured by a forward pre-hook during one ordinary forward pass.
 """
@@ -52,7 +53,8 @@ def embeddings_and_logits(module: torch.nn.Module, X: Any) -> tuple[torch.Tensor
         If the module has neither an ``embed`` method nor a ``Linear`` layer;
         the message says what to add.
     """
-    if hasattr(module, "embed"):
+    embed = getattr(module, "embed", None)
+    if callable(embed) and not isinstance(embed, torch.nn.Module):
         return _call(module, X, "embed").flatten(1), _call(module, X)
     layer = last_linear_layer(module)
     if layer is None:

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
-from modAL.uncertainty import entropy_sampling
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -27,6 +26,7 @@ from ._data import n_rows
 from ._validation import check_labels
 from .estimator import ContinualActiveClassifier
 from .modal import ContinualActiveLearner
+from .query import entropy_sampling
 
 
 def take_rows(X: Any, rows: np.ndarray) -> Any:
@@ -72,7 +72,7 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
     estimator : ContinualActiveClassifier
         Cloned before use. Its ``replay`` decides how rounds train
         (``"retrain"`` is standard AL).
-    query_strategy : callable, default=modAL.uncertainty.entropy_sampling
+    query_strategy : callable, default=skcal.query.entropy_sampling
         ``strategy(learner, X_pool, n_instances=...) -> indices``: modAL's
         strategies and ``skcal.query``'s.
     initial_size : int or float, default=0.1

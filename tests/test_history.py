@@ -131,3 +131,18 @@ def test_reserve_sparse():
     history.reserve(50)
     add_round(history, sp.csr_matrix(2 * np.eye(5, dtype=np.float32)), 1)
     np.testing.assert_array_equal(history.X.toarray(), np.vstack([np.eye(5), 2 * np.eye(5)]))
+
+
+def test_batched_dataset_slices_and_gathers_agree():
+    from skcal._data import BatchedDataset, BatchIterator
+
+    X = torch.arange(30.0).reshape(10, 3)
+    dataset = BatchedDataset(X, torch.arange(10))
+    sliced = list(BatchIterator(dataset, batch_size=4))
+    assert [len(batch[0]) for batch in sliced] == [4, 4, 2]
+    assert sliced[0][0].data_ptr() == X.data_ptr()  # a view, not a copy
+    gathered = dataset.__getitems__(torch.arange(4, 8))
+    assert torch.equal(sliced[1][0], gathered[0]) and torch.equal(sliced[1][1], gathered[1])
+    sparse = BatchedDataset(sp.csr_matrix(X.numpy()))
+    assert torch.equal(list(BatchIterator(sparse, batch_size=4))[2][0], X[8:])
+    assert len(list(BatchIterator(dataset, batch_size=4, drop_last=True))) == 2

@@ -261,6 +261,14 @@ def test_embeddings_from_the_last_linear_layer_or_an_embed_method(digits):
     with pytest.raises(TypeError, match="add a method `embed"):
         embeddings_and_logits(NoLinear(), batch)
 
+    class EmbeddingLayerNamedEmbed(MLP):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Identity()  # a submodule, not the embedding method
+
+    module = EmbeddingLayerNamedEmbed()
+    torch.testing.assert_close(embeddings_and_logits(module, batch)[0], torch.relu(module.hidden(batch)))
+
 
 def test_sds2_selects_diverse_points_by_greedy_on_equation_6(digits):
     X, y = digits

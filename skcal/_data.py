@@ -90,6 +90,22 @@ def n_rows(X: Features) -> int:
     return X.shape[0]
 
 
+def n_samples(X: Any) -> int:
+    """Count the samples in user input of any supported container, before conversion.
+
+    Raises
+    ------
+    ValueError
+        For a dict whose arrays have different lengths.
+    """
+    if isinstance(X, Mapping):
+        lengths = {len(value) for value in X.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"The arrays in dict X have different lengths: {sorted(lengths)}.")
+        return lengths.pop() if lengths else 0
+    return X.shape[0] if hasattr(X, "shape") else len(X)
+
+
 def feature_shape(X: Features) -> Any:
     """Shape of one sample: ``X.shape[1:]``, or a dict of those for dict input."""
     if isinstance(X, dict):
@@ -140,7 +156,7 @@ class BatchedDataset(Dataset):
     """
 
     def __init__(self, X: Any, y: Any = None):
-        self.X = X if isinstance(X, (torch.Tensor, sp.csr_matrix)) else to_storage(X)
+        self.X = to_storage(X)  # no copy for data already in storage form
         self.y = None if y is None else torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
         self._len = n_rows(self.X)
         if self.y is not None and len(self.y) != self._len:

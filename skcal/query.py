@@ -24,25 +24,16 @@ import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 
-from ._data import move_to
+from ._data import move_to, n_samples
 from .embedding import embeddings_and_logits, last_linear_layer
 from .estimator import ContinualActiveClassifier
 from .submodular import FacilityLocation, gaussian_similarity, maximize
 
 
-def _pool_size(X_pool: Any) -> int:
-    if isinstance(X_pool, dict):
-        sizes = {len(value) for value in X_pool.values()}
-        if len(sizes) != 1:
-            raise ValueError(f"The arrays of the dict pool have different lengths: {sorted(sizes)}.")
-        return sizes.pop()
-    return X_pool.shape[0] if hasattr(X_pool, "shape") else len(X_pool)
-
-
 def _check_request(X_pool: Any, n_instances: Any) -> int:
     if isinstance(n_instances, bool) or not isinstance(n_instances, (int, np.integer)):
         raise TypeError(f"n_instances must be an int, got {n_instances!r}.")
-    n_pool = _pool_size(X_pool)
+    n_pool = n_samples(X_pool)
     if n_pool == 0:
         raise ValueError("The pool is empty: there is nothing left to query.")
     if n_instances < 1:
@@ -210,7 +201,7 @@ def random_sampling(classifier: Any, X_pool: Any, n_instances: int = 1, random_s
     ndarray of int
     """
     n_instances = _check_request(X_pool, n_instances)
-    return check_random_state(random_state).choice(_pool_size(X_pool), n_instances, replace=False)
+    return check_random_state(random_state).choice(n_samples(X_pool), n_instances, replace=False)
 
 
 def fass_sampling(

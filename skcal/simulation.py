@@ -22,7 +22,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._data import n_rows
+from ._data import n_samples
 from ._validation import check_labels
 from .estimator import ContinualActiveClassifier
 from .modal import ContinualActiveLearner
@@ -173,7 +173,7 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         """
         if not isinstance(self.estimator, ContinualActiveClassifier):
             raise TypeError(f"estimator must be a ContinualActiveClassifier, got {type(self.estimator).__name__}.")
-        n_total = n_rows(X) if isinstance(X, dict) else (X.shape[0] if hasattr(X, "shape") else len(X))
+        n_total = n_samples(X)
         labels = check_labels(y, n_total)
         initial, per_round, budget = self._plan(n_total)
         rng = check_random_state(self.random_state)

@@ -264,6 +264,7 @@ def test_torch_tensor_and_float64_inputs(digits):
     net.partial_fit(X[80:120].astype(np.float64), y[80:120])
     assert net.labelled_history_.X.dtype == torch.float32
     assert net.predict(torch.from_numpy(X[:5])).shape == (5,)
+    np.testing.assert_allclose(net.predict_proba(torch.from_numpy(X[:5]).double()), net.predict_proba(X[:5]))
 
 
 def test_dict_input_end_to_end():

@@ -337,6 +337,40 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             state.samples_forwarded += int(forwarded)
             state.samples_backpropagated += int(backpropagated)
 
+    def save_checkpoint(self, directory: Any) -> Any:
+        """Write the campaign state (module, optimizer, history, ``rounds_``, RNG) atomically.
+
+        See :mod:`skcal.checkpoint`.
+
+        Parameters
+        ----------
+        directory : str or Path
+            Receives ``checkpoint.pt``.
+
+        Returns
+        -------
+        Path
+            The checkpoint file.
+        """
+        from .checkpoint import save_checkpoint
+
+        return save_checkpoint(self, directory)
+
+    def load_checkpoint(self, directory: Any) -> ContinualActiveClassifier:
+        """Restore a campaign saved by :meth:`save_checkpoint`; nothing changes if it fails.
+
+        Parameters
+        ----------
+        directory : str or Path
+
+        Returns
+        -------
+        self
+        """
+        from .checkpoint import load_checkpoint
+
+        return load_checkpoint(self, directory)
+
     # -- public API --------------------------------------------------------
     def fit(self, X: Any, y: Any, **fit_params: Any) -> ContinualActiveClassifier:
         """Train from scratch on ``(X, y)``, the seed round; the history becomes exactly ``(X, y)``.

@@ -352,6 +352,65 @@ class LabelledHistory:
         """Gather a :class:`ReplayBatch` of committed points."""
         return ReplayBatch(self, indices)
 
+    # -- checkpoints -------------------------------------------------------
+    def state(self) -> dict:
+        """Return the committed history as tensors and plain values (no code), for checkpoints.
+
+        Returns
+        -------
+        dict
+            Loadable with ``torch.load(..., weights_only=True)``; see :meth:`from_state`.
+        """
+        n = self._n
+        if self._sparse:
+            end = int(self._X.indptr[n])
+            features = {
+                "data": torch.from_numpy(self._X.data[:end].copy()),
+                "indices": torch.from_numpy(self._X.indices[:end].copy()),
+                "indptr": torch.from_numpy(self._X.indptr[: n + 1].copy()),
+                "n_features": self._X.n_features,
+            }
+        elif isinstance(self._X, dict):
+            features = {key: store.buffer[:n].cpu().clone() for key, store in self._X.items()}
+        else:
+            features = None if self._X is None else self._X.buffer[:n].cpu().clone()
+        return {
+            "kind": "sparse" if self._sparse else "dict" if isinstance(self._X, dict) else "dense",
+            "features": features,
+            "y": self.y.cpu().clone(),
+            "logits": self.logits.cpu().clone(),
+            "rounds": self.rounds.cpu().clone(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict, device: Any = "cpu") -> LabelledHistory:
+        """Rebuild a history from :meth:`state`.
+
+        Parameters
+        ----------
+        state : dict
+            As returned by :meth:`state`.
+        device : str or torch.device, default="cpu"
+
+        Returns
+        -------
+        LabelledHistory
+        """
+        history = cls(device)
+        if len(state["y"]) == 0:
+            return history
+        features = state["features"]
+        if state["kind"] == "sparse":
+            n = len(state["y"])
+            features = sp.csr_matrix(
+                (features["data"].numpy(), features["indices"].numpy(), features["indptr"].numpy()),
+                shape=(n, features["n_features"]),
+            )
+        history.stage(features, state["y"])
+        history.commit(state["logits"], 0)
+        history._rounds.buffer[: len(history)] = state["rounds"].to(history.device)
+        return history
+
     # -- pickling ----------------------------------------------------------
     def __getstate__(self) -> dict:
         # Pickle CPU tensors trimmed to the used rows, so a history trained on

@@ -156,6 +156,34 @@ class ContinualActiveLearner(ActiveLearner):
             raise NotFittedError("query() was called before any training: fit a seed set first.")
         return super().query(X_pool, *query_args, **query_kwargs)
 
+    def save_checkpoint(self, directory: Any) -> Any:
+        """Checkpoint the campaign: the labelled set lives in the estimator's history.
+
+        Parameters
+        ----------
+        directory : str or Path
+
+        Returns
+        -------
+        Path
+            The checkpoint file.
+        """
+        return self.estimator.save_checkpoint(directory)
+
+    def load_checkpoint(self, directory: Any) -> ContinualActiveLearner:
+        """Resume a campaign saved by :meth:`save_checkpoint`.
+
+        Parameters
+        ----------
+        directory : str or Path
+
+        Returns
+        -------
+        self
+        """
+        self.estimator.load_checkpoint(directory)
+        return self
+
     @staticmethod
     def _reject_bootstrap(bootstrap: bool) -> None:
         if bootstrap:

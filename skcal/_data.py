@@ -2,10 +2,11 @@
 
 skcal keeps features in one of three *storage forms*:
 
-* a dense :class:`torch.Tensor` (floating point data as ``float32``, integer
-  data such as token ids as ``int64``),
+* a dense ``float32`` :class:`torch.Tensor` (integer and boolean arrays too:
+  counts and one-hot features feed float layers),
 * a :class:`scipy.sparse.csr_matrix` (``float32``), densified one batch at a time,
-* a ``dict`` of dense tensors (tokenised text), all with the same first dimension.
+* a ``dict`` of dense tensors (tokenised text), all with the same first
+  dimension; here integer arrays (token ids, masks) stay ``int64``.
 
 Every batch, for training, replay or prediction, is a single indexed gather on
 one of these forms; no per-sample ``__getitem__`` and no collate step.
@@ -24,7 +25,7 @@ from torch.utils.data import Dataset, Subset
 Features = Union[torch.Tensor, sp.csr_matrix, dict]
 
 
-def _tensor_from_array(values: Any, name: str) -> torch.Tensor:
+def _tensor_from_array(values: Any, name: str, keep_integers: bool = False) -> torch.Tensor:
     """Convert one numeric array-like to a tensor of skcal's storage dtype."""
     if isinstance(values, torch.Tensor):
         tensor = values.detach()
@@ -40,11 +41,11 @@ def _tensor_from_array(values: Any, name: str) -> torch.Tensor:
         if array.dtype.kind == "c":
             raise TypeError(f"{name} has complex dtype {array.dtype}; use real numbers.")
         tensor = torch.from_numpy(np.ascontiguousarray(array))
-    if tensor.is_floating_point() or tensor.dtype == torch.bool:
-        return tensor.to(torch.float32)
     if tensor.is_complex():
         raise TypeError(f"{name} has complex dtype {tensor.dtype}; use real numbers.")
-    return tensor.to(torch.int64)
+    if keep_integers and not tensor.is_floating_point() and tensor.dtype != torch.bool:
+        return tensor.to(torch.int64)
+    return tensor.to(torch.float32)
 
 
 def to_storage(X: Any) -> Features:
@@ -76,7 +77,7 @@ def to_storage(X: Any) -> Features:
         for key, value in X.items():
             if sp.issparse(value):
                 raise TypeError(f"X[{key!r}] is sparse; sparse arrays inside a dict are not supported.")
-            out[key] = _tensor_from_array(value, f"X[{key!r}]")
+            out[key] = _tensor_from_array(value, f"X[{key!r}]", keep_integers=True)
         return out
     if hasattr(X, "to_numpy") and not isinstance(X, torch.Tensor):  # pandas
         X = X.to_numpy()

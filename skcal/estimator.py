@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Iterator
@@ -18,7 +19,17 @@ from skorch.dataset import Dataset, unpack_data
 from skorch.utils import is_dataset
 from torch.utils.data import DataLoader
 
-from ._data import BatchedDataset, BatchIterator, collate_batch, concat_rows, is_batched_dataset, move_to, n_rows
+from ._data import (
+    BatchedDataset,
+    BatchIterator,
+    collate_batch,
+    concat_rows,
+    feature_shape,
+    is_batched_dataset,
+    move_to,
+    n_rows,
+    to_storage,
+)
 from ._validation import check_classes, check_features, check_labels, encode_labels
 from .history import LabelledHistory
 from .replay import ReplayStrategy, make_strategy
@@ -253,7 +264,17 @@ class ContinualActiveClassifier(NeuralNetClassifier):
 
     def infer(self, x: Any, **fit_params: Any) -> Any:
         """Run skorch's forward step, checking the module returns one logit per class."""
-        y_pred = super().infer(x, **fit_params)
+        try:
+            y_pred = super().infer(x, **fit_params)
+        except RuntimeError as error:
+            if not any(word in str(error) for word in ("shape", "size", "dtype", "dimension")):
+                raise
+            shapes = {k: tuple(v.shape) for k, v in x.items()} if isinstance(x, dict) else tuple(x.shape)
+            dtypes = {k: v.dtype for k, v in x.items()} if isinstance(x, dict) else x.dtype
+            raise ValueError(
+                f"The module cannot take a batch of shape {shapes} and dtype {dtypes}: {error}. "
+                "Check that the module's input size matches the data."
+            ) from error
         n_classes = len(self.classes_)
         if isinstance(y_pred, torch.Tensor) and (y_pred.ndim != 2 or y_pred.shape[1] != n_classes):
             raise ValueError(
@@ -435,6 +456,31 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         self._run_round(strategy, data, labels, **fit_params)
         return self
 
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities for ``X``, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor, scipy.sparse matrix, dict of arrays or Dataset
+            The points to classify, with the training data's feature shape.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+
+        Raises
+        ------
+        ValueError
+            If the feature shape differs from the training data's.
+        """
+        if self._has_history() and not is_dataset(X):
+            shape = feature_shape(to_storage(X))
+            if shape != self.labelled_history_.feature_shape:
+                raise ValueError(
+                    f"X has feature shape {shape}, but the model was trained on {self.labelled_history_.feature_shape}."
+                )
+        return super().predict_proba(X)
+
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels (from ``classes_``) for ``X``.
 
@@ -465,12 +511,25 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         encoded = encode_labels(labels, classes)
         make_strategy(self.replay, self.get_params_for("replay"))  # fail now on a bad replay=
 
-        self.fitted_classes_ = classes
-        seed = None if self.random_state is None else check_random_state(self.random_state).randint(2**31 - 1)
-        self.rng_ = np.random.default_rng(seed)
-        self.labelled_history_ = LabelledHistory(self.device)
-        self.rounds_ = []
-        self._run_round(_SeedRound(), data, encoded, reinitialize_all=reinitialize, **fit_params)
+        # A seed round that fails leaves the previous campaign as it was.
+        attributes = dict(self.__dict__)
+        training_log = list(self.history_) if self.history_ is not None else None
+        weights = copy.deepcopy(self.module_.state_dict()) if self.initialized_ else None
+        try:
+            self.fitted_classes_ = classes
+            seed = None if self.random_state is None else check_random_state(self.random_state).randint(2**31 - 1)
+            self.rng_ = np.random.default_rng(seed)
+            self.labelled_history_ = LabelledHistory(self.device)
+            self.rounds_ = []
+            self._run_round(_SeedRound(), data, encoded, reinitialize_all=reinitialize, **fit_params)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(attributes)
+            if weights is not None:
+                self.module_.load_state_dict(weights)
+            if training_log is not None:
+                self.history_[:] = training_log
+            raise
 
     def _run_round(
         self, strategy: ReplayStrategy, X: Any, y: torch.Tensor, reinitialize_all: bool = False, **fit_params: Any

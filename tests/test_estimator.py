@@ -518,3 +518,25 @@ def test_dataloader_options_fall_back_to_torchs_dataloader(digits):
         assert [r[key] for r in loader.rounds_] == [r[key] for r in fast.rounds_]
     fast_score, loader_score = fast.score(X[500:700], y[500:700]), loader.score(X[500:700], y[500:700])
     assert loader_score > 0.3 and abs(loader_score - fast_score) < 0.1  # chance is 0.1
+
+
+def test_a_failed_seed_round_keeps_the_previous_campaign(digits):
+    X, y = digits
+    net = make_net().fit(X[:50], y[:50]).partial_fit(X[50:70], y[50:70])
+    before = snapshot(net)
+    epochs_logged = len(net.history)
+    with pytest.raises(ValueError, match=r"cannot take a batch of shape \(32, 60\)"):
+        net.fit(X[:100, :60], y[:100])  # the module expects 64 features
+    assert_unchanged(net, before)
+    assert len(net.history) == epochs_logged
+    net.partial_fit(X[70:80], y[70:80])
+    assert len(net.labelled_history_) == 80
+
+
+def test_integer_features_feed_float_layers(digits):
+    X, y = digits
+    net = make_net().fit(X[:60].round().astype(np.int64), y[:60])  # counts
+    assert net.labelled_history_.X.dtype == torch.float32
+    assert net.predict(X[:5].round().astype(np.int32)).shape == (5,)
+    with pytest.raises(ValueError, match=r"feature shape \(60,\), but the model was trained on \(64,\)"):
+        net.predict(X[:5, :60])

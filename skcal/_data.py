@@ -31,18 +31,24 @@ def _tensor_from_array(values: Any, name: str, keep_integers: bool = False) -> t
         tensor = values.detach()
     else:
         array = np.asarray(values)
-        if array.dtype.kind in "OUSV":
-            kind = "strings" if array.dtype.kind in "US" else f"dtype {array.dtype}"
+        if array.dtype.kind == "O":
+            try:  # object arrays of numbers are numbers
+                array = array.astype(np.float64)
+            except TypeError as error:
+                raise TypeError(f"{name} holds values that are not numbers: {error}") from None
+            except ValueError:
+                array = array.astype(str)
+        if array.dtype.kind in "USV":
             raise TypeError(
-                f"{name} holds {kind}; skcal needs numeric features. Raw text "
+                f"{name} holds strings; skcal needs numeric features. Raw text "
                 "must be tokenised first, e.g. with skorch's "
                 "HuggingfacePretrainedTokenizer in an sklearn Pipeline."
             )
         if array.dtype.kind == "c":
-            raise TypeError(f"{name} has complex dtype {array.dtype}; use real numbers.")
+            raise ValueError(f"Complex data not supported: {name} has dtype {array.dtype}; use real numbers.")
         tensor = torch.from_numpy(np.ascontiguousarray(array))
     if tensor.is_complex():
-        raise TypeError(f"{name} has complex dtype {tensor.dtype}; use real numbers.")
+        raise ValueError(f"Complex data not supported: {name} has dtype {tensor.dtype}; use real numbers.")
     if keep_integers and not tensor.is_floating_point() and tensor.dtype != torch.bool:
         return tensor.to(torch.int64)
     return tensor.to(torch.float32)

@@ -5,11 +5,14 @@ Every check runs before any state changes, and every error names the problem.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.exceptions import DataConversionWarning
+from sklearn.utils.multiclass import type_of_target
 
 from ._data import Features, feature_shape, n_rows, to_storage
 
@@ -60,10 +63,13 @@ def check_features(X: Any, expected_shape: Any = None, expected_sparse: bool | N
         if data.ndim < 2:
             raise ValueError(
                 f"X has shape {tuple(data.shape)}; expected 2 or more dimensions "
-                "(n_samples, n_features, ...). Reshape a single feature with X.reshape(-1, 1)."
+                "(n_samples, n_features, ...). Reshape your data: X.reshape(-1, 1) for a single feature, "
+                "X.reshape(1, -1) for a single sample."
             )
         if not _is_finite(data.data if sp.issparse(data) else data):
             raise ValueError("X contains NaN or infinity.")
+        if 0 in data.shape[1:]:
+            raise ValueError(f"X has 0 feature(s) (shape={tuple(data.shape)}) while a minimum of 1 is required.")
     if n_rows(data) == 0:
         raise ValueError("X is empty (0 samples).")
     if expected_sparse is not None and sp.issparse(data) != expected_sparse:
@@ -72,8 +78,14 @@ def check_features(X: Any, expected_shape: Any = None, expected_sparse: bool | N
             f"X is {kinds[sp.issparse(data)]} but earlier rounds were {kinds[expected_sparse]}; "
             "keep one representation for the whole campaign."
         )
-    if expected_shape is not None and feature_shape(data) != expected_shape:
-        raise ValueError(f"X has feature shape {feature_shape(data)}, but earlier rounds had {expected_shape}.")
+    shape = feature_shape(data)
+    if expected_shape is not None and shape != expected_shape:
+        if isinstance(shape, tuple) and isinstance(expected_shape, tuple) and len(shape) == len(expected_shape) == 1:
+            raise ValueError(
+                f"X has {shape[0]} features, but ContinualActiveClassifier is expecting "
+                f"{expected_shape[0]} features as input."
+            )
+        raise ValueError(f"X has feature shape {shape}, but the model was trained on {expected_shape}.")
     return data
 
 
@@ -86,9 +98,17 @@ def check_labels(y: Any, n_samples: int) -> np.ndarray:
         Missing labels, wrong length, more than one column, or NaN.
     """
     if y is None:
-        raise ValueError("y is None; a classifier needs one label per sample.")
+        raise ValueError(
+            "ContinualActiveClassifier requires y to be passed, but the target y is None: "
+            "a classifier needs one label per sample."
+        )
     labels = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
     if labels.ndim == 2 and labels.shape[1] == 1:
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected; pass labels as y.ravel().",
+            DataConversionWarning,
+            stacklevel=3,
+        )
         labels = labels.ravel()
     if labels.ndim != 1:
         raise ValueError(f"y has shape {labels.shape}; expected a 1-D array of labels.")
@@ -98,6 +118,10 @@ def check_labels(y: Any, n_samples: int) -> np.ndarray:
         raise ValueError("y contains NaN or infinity.")
     if labels.dtype.kind == "O" and any(label is None or label != label for label in labels):
         raise ValueError("y contains None or NaN.")
+    if labels.dtype.kind == "f" and type_of_target(labels) == "continuous":
+        raise ValueError(
+            "Unknown label type: continuous. y holds non-integer numbers; a classifier needs class labels."
+        )
     return labels
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import time
 from collections.abc import Iterator
@@ -28,7 +29,6 @@ from ._data import (
     is_batched_dataset,
     move_to,
     n_rows,
-    to_storage,
 )
 from ._validation import check_classes, check_features, check_labels, encode_labels
 from .history import LabelledHistory
@@ -202,6 +202,12 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             ("print_log", PrintLog()),
         ]
 
+    def __sklearn_tags__(self) -> Any:
+        """Declare sparse input as supported."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
     @property
     def classes_(self) -> np.ndarray:
         """The sorted label set; predictions are drawn from it."""
@@ -230,6 +236,34 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             setattr(self, key, value)
             if "__" in key:
                 self._params_to_validate.add(key)
+        return self
+
+    def initialize_module(self) -> ContinualActiveClassifier:
+        """Initialise the module, filling in ``n_features`` and ``n_classes`` from the data.
+
+        When the module is a class (or factory) whose signature takes
+        ``n_features`` or ``n_classes`` and they were not set as
+        ``module__*`` parameters, the seed round's feature width and label
+        count are passed, so ``ContinualActiveClassifier(skcal.models.MLP)``
+        needs no sizes.
+
+        Returns
+        -------
+        self
+        """
+        kwargs = self.get_params_for("module")
+        history = getattr(self, "labelled_history_", None)
+        if callable(self.module) and not isinstance(self.module, torch.nn.Module) and history is not None:
+            try:
+                accepted = inspect.signature(self.module).parameters
+            except (TypeError, ValueError):
+                accepted = {}
+            shape = history.feature_shape
+            if "n_features" in accepted and "n_features" not in kwargs and isinstance(shape, tuple) and len(shape) == 1:
+                kwargs["n_features"] = shape[0]
+            if "n_classes" in accepted and "n_classes" not in kwargs and hasattr(self, "fitted_classes_"):
+                kwargs["n_classes"] = len(self.fitted_classes_)
+        self.module_ = self.initialized_instance(self.module, kwargs)
         return self
 
     def get_dataset(self, X: Any, y: Any = None) -> Any:
@@ -470,15 +504,13 @@ class ContinualActiveClassifier(NeuralNetClassifier):
 
         Raises
         ------
-        ValueError
-            If the feature shape differs from the training data's.
+        ValueError, TypeError
+            For NaN or infinity, a dtype skcal cannot use, or a feature shape
+            different from the training data's.
         """
         if self._has_history() and not is_dataset(X):
-            shape = feature_shape(to_storage(X))
-            if shape != self.labelled_history_.feature_shape:
-                raise ValueError(
-                    f"X has feature shape {shape}, but the model was trained on {self.labelled_history_.feature_shape}."
-                )
+            history = self.labelled_history_
+            X = check_features(X, history.feature_shape, expected_sparse=None)
         return super().predict_proba(X)
 
     def predict(self, X: Any) -> np.ndarray:
@@ -503,6 +535,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
     def _seed_round(self, X: Any, y: Any, classes: np.ndarray | None, reinitialize: bool, **fit_params: Any) -> None:
         data = check_features(X)
         labels = check_labels(y, n_rows(data))
+        shape = feature_shape(data)
         if classes is None:
             try:
                 classes = np.unique(labels)
@@ -517,6 +550,8 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         weights = copy.deepcopy(self.module_.state_dict()) if self.initialized_ else None
         try:
             self.fitted_classes_ = classes
+            if isinstance(shape, tuple) and len(shape) == 1:
+                self.n_features_in_ = shape[0]
             seed = None if self.random_state is None else check_random_state(self.random_state).randint(2**31 - 1)
             self.rng_ = np.random.default_rng(seed)
             self.labelled_history_ = LabelledHistory(self.device)

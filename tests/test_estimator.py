@@ -258,6 +258,12 @@ def test_sparse_input_matches_dense_training(digits):
     )
 
 
+def test_object_arrays_of_numbers_are_numbers(digits):
+    X, y = digits
+    net = make_net().fit(X[:40].astype(object), y[:40])
+    assert net.labelled_history_.X.dtype == torch.float32
+
+
 def test_torch_tensor_and_float64_inputs(digits):
     X, y = digits
     net = make_net().fit(torch.from_numpy(X[:80]).double(), torch.from_numpy(y[:80]))
@@ -412,17 +418,23 @@ def assert_unchanged(net, before):
     assert torch.equal(after[4], before[4])
 
 
+def with_a_dict(X):
+    values = X.astype(object)
+    values[0, 0] = {"not": "a number"}
+    return values
+
+
 @pytest.mark.parametrize(
     ("make_bad", "message"),
     [
         (lambda X, y: (X[:10], np.full(10, 11)), r"label\(s\) \[11\] not among the classes"),
-        (lambda X, y: (X[:10, :50], y[:10]), "feature shape"),
+        (lambda X, y: (X[:10, :50], y[:10]), "X has 50 features, but ContinualActiveClassifier is expecting 64"),
         (lambda X, y: (np.where(np.eye(10, 64) > 0, np.nan, X[:10]), y[:10]), "NaN or infinity"),
         (lambda X, y: (np.where(np.eye(10, 64) > 0, np.inf, X[:10]), y[:10]), "NaN or infinity"),
         (lambda X, y: (X[:10], y[:9]), "10 samples but y has 9"),
         (lambda X, y: (X[:0], y[:0]), "empty"),
         (lambda X, y: (X[0], y[:1]), "2 or more dimensions"),
-        (lambda X, y: (X[:10].astype(object), y[:10]), "dtype object"),
+        (lambda X, y: (with_a_dict(X[:10]), y[:10]), "not numbers"),
         (lambda X, y: (sp.csr_matrix(X[:10]), y[:10]), "sparse but earlier rounds were dense"),
         (lambda X, y: (X[:10], np.where(np.arange(10) == 3, np.nan, y[:10])), "NaN"),
     ],
@@ -538,5 +550,16 @@ def test_integer_features_feed_float_layers(digits):
     net = make_net().fit(X[:60].round().astype(np.int64), y[:60])  # counts
     assert net.labelled_history_.X.dtype == torch.float32
     assert net.predict(X[:5].round().astype(np.int32)).shape == (5,)
-    with pytest.raises(ValueError, match=r"feature shape \(60,\), but the model was trained on \(64,\)"):
+    with pytest.raises(ValueError, match="X has 60 features, but ContinualActiveClassifier is expecting 64"):
         net.predict(X[:5, :60])
+
+
+def test_module_sizes_come_from_the_data_unless_given(digits):
+    from skcal.models import MLP as SizedMLP
+
+    X, y = digits
+    net = ContinualActiveClassifier(SizedMLP, module__hidden=(8,), max_epochs=1, verbose=0).fit(X[:40], y[:40] % 4)
+    assert net.module_.body[0].in_features == 64 and net.module_.head.out_features == 4
+    assert net.n_features_in_ == 64
+    with pytest.raises(ValueError, match="returns outputs of shape"):
+        ContinualActiveClassifier(SizedMLP, module__n_classes=3, max_epochs=1, verbose=0).fit(X[:40], y[:40] % 4)

@@ -380,3 +380,22 @@ def test_a_user_strategy_slots_in_through_loss_with_replay(digits):
     assert net.rounds_[-1]["strategy"] == "weighted"
     assert net.get_params()["replay__replay_weight"] == 0.5
     assert net.score(X[500:800], y[500:800]) > 0.5
+
+
+@pytest.mark.parametrize(("replay", "keeps"), [("er", True), ("sd", True), ("finetune", False)])
+def test_replay_keeps_a_class_labelled_only_in_one_early_round(digits, replay, keeps):
+    X, y = digits
+    late, others = np.flatnonzero(y == 9), np.flatnonzero(y != 9)
+    net = make_net(replay=replay, round_epochs=15, classes=np.arange(10), random_state=0)
+    net.fit(X[others[:100]], y[others[:100]])
+    net.partial_fit(X[late[:40]], y[late[:40]])  # the only round with 9s
+    test_nines = X[late[100:]]
+    learned = np.mean(net.predict(test_nines) == 9)
+    for start in range(100, 400, 100):  # three more rounds without any 9
+        net.partial_fit(X[others[start : start + 100]], y[others[start : start + 100]])
+    kept = np.mean(net.predict(test_nines) == 9)
+    assert learned > 0.8
+    if keeps:
+        assert kept > 0.7, f"{replay} forgot the late class: {learned:.2f} -> {kept:.2f}"
+    else:
+        assert kept < 0.3, f"finetune should forget: {learned:.2f} -> {kept:.2f}"

@@ -145,6 +145,12 @@ def encode_labels(labels: np.ndarray, classes: np.ndarray) -> torch.Tensor:
         If a label is not in ``classes``; the message names it and says how
         to declare the label set.
     """
+    if len(classes) > 1 and not np.all(classes[:-1] < classes[1:]):  # grown classes are not sorted
+        lookup = {label: index for index, label in enumerate(classes.tolist())}
+        unseen = np.array([label not in lookup for label in labels.tolist()], dtype=bool)
+        if unseen.any():
+            raise ValueError(f"y contains label(s) {np.unique(labels[unseen]).tolist()} not among the classes.")
+        return torch.tensor([lookup[label] for label in labels.tolist()], dtype=torch.int64)
     try:
         positions = np.searchsorted(classes, labels)
     except TypeError:

@@ -31,6 +31,7 @@ from ._data import (
     n_rows,
 )
 from ._validation import check_classes, check_features, check_labels, encode_labels
+from .embedding import last_linear_layer
 from .history import LabelledHistory
 from .replay import ReplayStrategy, make_strategy
 
@@ -38,7 +39,16 @@ from .replay import ReplayStrategy, make_strategy
 # because skorch would treat anything starting with the "replay" prefix as a
 # component to re-initialise.
 _OWN_PARAMS = frozenset(
-    {"replay", "replay_size", "round_epochs", "train_accuracy_stop", "scale_lr", "reset_optimizer", "random_state"}
+    {
+        "replay",
+        "replay_size",
+        "round_epochs",
+        "train_accuracy_stop",
+        "scale_lr",
+        "reset_optimizer",
+        "random_state",
+        "grow_output",
+    }
 )
 
 
@@ -129,6 +139,12 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         Seeds weight initialisation, batch order, replay draws and every
         other random choice of training, without touching torch's global
         random state. None uses fresh entropy and torch's global generator.
+    grow_output : bool, default=False
+        When ``partial_fit`` meets a label outside ``classes_``, add an output
+        unit for it instead of raising. The module's last ``torch.nn.Linear``
+        must emit one logit per class; its old weights are kept, new labels
+        are appended to ``classes_`` (which is then no longer sorted), and
+        stored logits get a low score for the new class.
     classes : array-like or None, default=None
         The full label set, if known up front (skorch's parameter). Labels may
         be strings or integers.
@@ -178,6 +194,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         scale_lr: bool = False,
         reset_optimizer: bool = True,
         random_state: Any = None,
+        grow_output: bool = False,
         **kwargs: Any,
     ):
         kwargs.setdefault("iterator_train__shuffle", True)
@@ -189,6 +206,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         self.scale_lr = scale_lr
         self.reset_optimizer = reset_optimizer
         self.random_state = random_state
+        self.grow_output = grow_output
         self.round_state_ = None
 
     # -- skorch hooks ------------------------------------------------------
@@ -485,10 +503,39 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             )
         history = self.labelled_history_
         data = check_features(X, history.feature_shape, history.is_sparse)
-        labels = encode_labels(check_labels(y, n_rows(data)), self.classes_)
+        raw_labels = check_labels(y, n_rows(data))
         strategy = make_strategy(self.replay, self.get_params_for("replay"))
+        new_labels = self._unseen_labels(raw_labels) if self.grow_output else []
+        if len(new_labels):
+            self._grow_output_layer(new_labels)
+        labels = encode_labels(raw_labels, self.classes_)
         self._run_round(strategy, data, labels, **fit_params)
         return self
+
+    def _unseen_labels(self, labels: np.ndarray) -> np.ndarray:
+        known = set(self.classes_.tolist())
+        return np.array(sorted({label for label in labels.tolist() if label not in known}))
+
+    def _grow_output_layer(self, new_labels: np.ndarray) -> None:
+        """Add one output unit per new label to the module's last Linear layer."""
+        layer = last_linear_layer(self.module_)
+        if layer is None or layer.out_features != len(self.classes_):
+            raise ValueError(
+                f"grow_output needs the module's last torch.nn.Linear layer to emit one logit per class "
+                f"({len(self.classes_)}); found {layer!r}. Declare every label with classes= instead."
+            )
+        grown = torch.nn.Linear(layer.in_features, layer.out_features + len(new_labels), bias=layer.bias is not None)
+        grown = grown.to(device=layer.weight.device, dtype=layer.weight.dtype)
+        with torch.no_grad():
+            grown.weight[: layer.out_features] = layer.weight
+            if layer.bias is not None:
+                grown.bias[: layer.out_features] = layer.bias
+        name = next(name for name, module in self.module_.named_modules() if module is layer)
+        parent, _, attribute = name.rpartition(".")
+        setattr(self.module_.get_submodule(parent) if parent else self.module_, attribute, grown)
+        self.fitted_classes_ = np.concatenate([self.classes_, new_labels])
+        self.labelled_history_.widen_logits(len(self.fitted_classes_))
+        self._initialize_optimizer()
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities for ``X``, columns in the order of ``classes_``.

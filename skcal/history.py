@@ -260,6 +260,22 @@ class LabelledHistory:
             else:
                 store.indptr = store._grown(store.indptr, n_points + 1, used + 1)
 
+    def widen_logits(self, n_classes: int) -> None:
+        """Give the stored logits ``n_classes`` columns, the new ones a low score.
+
+        Used when the output layer grows for a new class: the model that
+        produced a stored row gave the new class no logit, so it gets the
+        row's minimum minus 10 (almost no probability after a softmax).
+        """
+        if self._logits is None or self._logits.row_shape[0] >= n_classes:
+            return
+        old = self._logits.buffer[: self._n]
+        low = old.min(dim=1, keepdim=True).values - 10 if len(old) else old[:, :1]
+        extra = n_classes - self._logits.row_shape[0]
+        widened = _GrowableTensor((n_classes,), torch.float32, self.device)
+        widened.write(0, torch.cat([old, low.expand(len(old), extra)], dim=1))
+        self._logits = widened
+
     def discard(self) -> None:
         """Drop the staged points; the history is as before :meth:`stage`."""
         self.n_staged = 0

@@ -563,3 +563,65 @@ def test_module_sizes_come_from_the_data_unless_given(digits):
     assert net.n_features_in_ == 64
     with pytest.raises(ValueError, match="returns outputs of shape"):
         ContinualActiveClassifier(SizedMLP, module__n_classes=3, max_epochs=1, verbose=0).fit(X[:40], y[:40] % 4)
+
+
+def test_grow_output_adds_a_unit_for_a_new_label(digits):
+    from skcal.models import MLP as SizedMLP
+
+    X, y = digits
+    early, late = np.flatnonzero(y < 8), np.flatnonzero(y >= 8)
+    net = ContinualActiveClassifier(
+        SizedMLP,
+        module__hidden=(32,),
+        grow_output=True,
+        replay="er",
+        lr=0.1,
+        max_epochs=30,
+        round_epochs=20,
+        verbose=0,
+        random_state=0,
+    )
+    net.fit(X[early[:150]], y[early[:150]])
+    head_before = net.module_.head.weight.detach().clone()
+    logits_before = net.labelled_history_.logits.clone()
+    net.partial_fit(X[late[:60]], y[late[:60]])
+    assert net.classes_.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert net.module_.head.out_features == 10 and head_before.shape == (8, 32)
+    stored = net.labelled_history_.logits
+    torch.testing.assert_close(stored[:150, :8], logits_before)
+    assert (stored[:150, 8:] < logits_before.min(dim=1, keepdim=True).values).all()
+    assert np.isin(net.predict(X[late[60:200]]), [8, 9]).mean() > 0.5
+
+
+def test_grow_output_with_string_labels_and_checkpoint(digits, tmp_path):
+    from skcal.models import MLP as SizedMLP
+
+    X, y = digits
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine-long"])[y]
+    params = dict(module__hidden=(16,), grow_output=True, max_epochs=5, verbose=0, random_state=0)
+    net = ContinualActiveClassifier(SizedMLP, **params).fit(X[:100][y[:100] < 9], names[:100][y[:100] < 9])
+    net.partial_fit(X[100:200], names[100:200])
+    assert net.classes_[-1] == "nine-long" and net.module_.head.out_features == 10
+    assert set(net.predict(X[:50])) <= set(net.classes_)
+    net.save_checkpoint(tmp_path)
+    restored = ContinualActiveClassifier(SizedMLP, **params).load_checkpoint(tmp_path)
+    assert restored.classes_.tolist() == net.classes_.tolist()
+    np.testing.assert_array_equal(restored.predict(X[:50]), net.predict(X[:50]))
+
+
+def test_grow_output_needs_a_linear_head(digits):
+    X, y = digits
+
+    class Slice(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, X):
+            return X[:, :8] * self.scale
+
+    net = make_net(module=Slice, grow_output=True, max_epochs=1).fit(X[:60][y[:60] < 8], y[:60][y[:60] < 8])
+    before = snapshot(net)
+    with pytest.raises(ValueError, match="grow_output needs the module's last torch.nn.Linear"):
+        net.partial_fit(X[60:80], y[60:80])
+    assert_unchanged(net, before)

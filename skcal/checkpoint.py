@@ -166,17 +166,12 @@ def load_checkpoint(net: ContinualActiveClassifier, directory: str | Path) -> Co
     classes = np.array(values, dtype=str if kind in "US" else None)
     history = LabelledHistory.from_state(state["history"], net.device)
 
-    attributes = dict(net.__dict__)
-    try:
+    with net._restored_on_failure():
         # the history and classes first: a module sized from the data is initialised to match them
         net.labelled_history_, net.fitted_classes_ = history, classes
         if not net.initialized_:
             net.initialize()
         _check_module(net, state["module"], path)
-    except BaseException:
-        net.__dict__.clear()
-        net.__dict__.update(attributes)
-        raise
     net.module_.load_state_dict(state["module"])
     net.optimizer_.load_state_dict(state["optimizer"])
     net.rounds_ = list(state["rounds"])

@@ -591,11 +591,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         encoded = encode_labels(labels, classes)
         make_strategy(self.replay, self.get_params_for("replay"))  # fail now on a bad replay=
 
-        # A seed round that fails leaves the previous campaign as it was.
-        attributes = dict(self.__dict__)
-        training_log = list(self.history_) if self.history_ is not None else None
-        weights = copy.deepcopy(self.module_.state_dict()) if self.initialized_ else None
-        try:
+        with self._restored_on_failure():  # a seed round that fails leaves the previous campaign
             self.fitted_classes_ = classes
             if isinstance(shape, tuple) and len(shape) == 1:
                 self.n_features_in_ = shape[0]
@@ -604,6 +600,19 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             self.labelled_history_ = LabelledHistory(self.device)
             self.rounds_ = []
             self._run_round(_SeedRound(), data, encoded, reinitialize_all=reinitialize, **fit_params)
+
+    @contextmanager
+    def _restored_on_failure(self) -> Iterator[None]:
+        """Undo everything the block changes on the estimator if it raises.
+
+        Attributes are restored as they were, and so are the module's weights
+        and skorch's training log, which are changed in place.
+        """
+        attributes = dict(self.__dict__)
+        training_log = list(self.history_) if self.history_ is not None else None
+        weights = copy.deepcopy(self.module_.state_dict()) if self.initialized_ else None
+        try:
+            yield
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(attributes)

@@ -41,7 +41,8 @@ DISPLAY_NAMES = {
     "sd": "CAL-SD",
     "sds2": "CAL-SDS2",
 }
-BUILTIN_DATASETS = ("digits", "pbmc68k")
+BUILTIN_DATASETS = ("digits", "pbmc68k", "wordnet")
+WORDNET_CATEGORIES = ["noun.animal", "noun.artifact", "noun.food", "noun.plant", "noun.person"]
 USER_SUFFIXES = (".h5ad", ".npz", ".csv")
 
 
@@ -101,7 +102,9 @@ def load_benchmark_data(dataset: str, label_key: str | None = None) -> Benchmark
     ----------
     dataset : str
         ``"digits"`` (scikit-learn's 8x8 digits, a small CNN), ``"pbmc68k"``
-        (scanpy's 700 PBMCs, ``bulk_labels``, an ACTINN-shaped MLP), or a
+        (scanpy's 700 PBMCs, ``bulk_labels``, an ACTINN-shaped MLP),
+        ``"wordnet"`` (2000 WordNet noun glosses in 5 lexicographer
+        categories, from Debian's ``wordnet-base``; TF-IDF, sparse, MLP), or a
         path: ``.h5ad`` (needs ``label_key``; ACTINN MLP, sparse kept
         sparse), MedMNIST ``.npz`` (train and test splits pooled; small
         CNN), or ``.csv`` with ``text`` and ``label`` columns (TF-IDF,
@@ -124,6 +127,9 @@ def load_benchmark_data(dataset: str, label_key: str | None = None) -> Benchmark
     if dataset == "pbmc68k":
         X, y = datasets.load_pbmc68k()
         return _tabular_data("pbmc68k", X, y, "scanpy pbmc68k_reduced (700 cells, 765 genes, 10 types), ACTINN MLP")
+    if dataset == "wordnet":
+        texts, y = datasets.load_wordnet_glosses(categories=WORDNET_CATEGORIES, max_per_category=400, random_state=0)
+        return _text_data("wordnet", texts, y, f"WordNet noun glosses ({len(y)}, 5 categories), TF-IDF + MLP")
     path = Path(dataset)
     if path.suffix not in USER_SUFFIXES:
         raise ValueError(
@@ -138,13 +144,17 @@ def load_benchmark_data(dataset: str, label_key: str | None = None) -> Benchmark
         parts = [datasets.load_medmnist_npz(path, split) for split in ("train", "test")]
         X, y = np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
         return _image_data(path.stem, X, y, f"{path.name} ({len(y)} images {X.shape[1:]}), small CNN")
+    texts, y = datasets.load_text_csv(path)
+    return _text_data(path.stem, texts, y, f"{path.name} ({len(y)} texts), TF-IDF + MLP")
+
+
+def _text_data(name: str, texts: list, y: np.ndarray, description: str) -> BenchmarkData:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    texts, y = datasets.load_text_csv(path)
     X = TfidfVectorizer(max_features=5000, sublinear_tf=True).fit_transform(texts).astype(np.float32)
     params = dict(module=MLP, module__n_features=X.shape[1], module__n_classes=len(np.unique(y)))
     params.update(_training(1e-3, torch.optim.Adam, 32, 100, 10))
-    return BenchmarkData(path.stem, X, y, params, f"{path.name} ({len(y)} texts), TF-IDF + MLP")
+    return BenchmarkData(name, X, y, params, description)
 
 
 @dataclass

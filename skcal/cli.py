@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--dataset",
         default="digits",
-        help="comma-separated: digits, pbmc68k, or a path to .h5ad, MedMNIST .npz or text .csv",
+        help="comma-separated: digits, pbmc68k, wordnet, or a path to .h5ad, MedMNIST .npz or text .csv",
     )
     bench.add_argument("--label-key", help="obs column with the labels, for .h5ad files")
     bench.add_argument(

@@ -161,3 +161,125 @@ def load_text_csv(path: str | Path, text_column: str = "text", label_column: str
     if frame[label_column].isna().any():
         raise ValueError(f"{int(frame[label_column].isna().sum())} rows of {path.name} have no label.")
     return frame[text_column].fillna("").astype(str).tolist(), frame[label_column].astype(str).to_numpy()
+
+
+#: WordNet 3.0's lexicographer files, by number (``lexnames(5WN)``); Debian's wordnet-base omits the file.
+WORDNET_LEXNAMES = (
+    "adj.all",
+    "adj.pert",
+    "adv.all",
+    "noun.Tops",
+    "noun.act",
+    "noun.animal",
+    "noun.artifact",
+    "noun.attribute",
+    "noun.body",
+    "noun.cognition",
+    "noun.communication",
+    "noun.event",
+    "noun.feeling",
+    "noun.food",
+    "noun.group",
+    "noun.location",
+    "noun.motive",
+    "noun.object",
+    "noun.person",
+    "noun.phenomenon",
+    "noun.plant",
+    "noun.possession",
+    "noun.process",
+    "noun.quantity",
+    "noun.relation",
+    "noun.shape",
+    "noun.state",
+    "noun.substance",
+    "noun.time",
+    "verb.body",
+    "verb.change",
+    "verb.cognition",
+    "verb.communication",
+    "verb.competition",
+    "verb.consumption",
+    "verb.contact",
+    "verb.creation",
+    "verb.emotion",
+    "verb.motion",
+    "verb.perception",
+    "verb.possession",
+    "verb.social",
+    "verb.stative",
+    "verb.weather",
+    "adj.ppl",
+)
+WORDNET_POS = ("noun", "verb", "adj", "adv")
+
+
+def load_wordnet_glosses(
+    path: str | Path = "/usr/share/wordnet",
+    pos: str = "noun",
+    categories: list[str] | None = None,
+    max_per_category: int | None = None,
+    random_state: Any = None,
+) -> tuple[list, np.ndarray]:
+    """Load WordNet glosses labelled by their lexicographer category: a real text task, offline.
+
+    Reads WordNet's ``data.<pos>`` file (Debian's ``wordnet-base``; NLTK ships the
+    same files). Each synset gives one example: the definition part of its
+    gloss (before the usage examples) and its lexicographer file, e.g.
+    ``noun.animal``.
+
+    Parameters
+    ----------
+    path : str or Path, default="/usr/share/wordnet"
+        The folder holding ``data.noun`` etc.
+    pos : {"noun", "verb", "adj", "adv"}, default="noun"
+    categories : list of str, optional
+        Keep only these lexicographer files (e.g. ``["noun.animal", "noun.food"]``).
+    max_per_category : int, optional
+        Keep at most this many glosses per category, drawn at random.
+    random_state : int, RandomState instance or None, default=None
+        For ``max_per_category``.
+
+    Returns
+    -------
+    texts : list of str
+    y : ndarray of str
+
+    Raises
+    ------
+    FileNotFoundError
+        If the data file is missing (``apt-get install wordnet-base``).
+    ValueError
+        For an unknown ``pos`` or category.
+    """
+    from sklearn.utils import check_random_state
+
+    if pos not in WORDNET_POS:
+        raise ValueError(f"pos must be one of {WORDNET_POS}, got {pos!r}.")
+    unknown = sorted(set(categories or ()) - set(WORDNET_LEXNAMES))
+    if unknown:
+        raise ValueError(f"Unknown WordNet categories {unknown}; they are named like {WORDNET_LEXNAMES[3:6]}.")
+    data_file = Path(path) / f"data.{pos}"
+    if not data_file.exists():
+        raise FileNotFoundError(f"No WordNet data at {data_file}; on Debian: apt-get install wordnet-base.")
+    texts, labels = [], []
+    with open(data_file, encoding="utf-8") as lines:
+        for line in lines:
+            if line.startswith("  ") or " | " not in line:  # the licence header
+                continue
+            fields, gloss = line.split(" | ", 1)
+            label = WORDNET_LEXNAMES[int(fields.split()[1])]
+            if categories and label not in categories:
+                continue
+            texts.append(gloss.split('; "')[0].strip())
+            labels.append(label)
+    labels = np.array(labels)
+    if max_per_category is not None:
+        rng = check_random_state(random_state)
+        keep = np.sort(
+            np.concatenate(
+                [rng.permutation(np.flatnonzero(labels == label))[:max_per_category] for label in np.unique(labels)]
+            )
+        )
+        texts, labels = [texts[i] for i in keep], labels[keep]
+    return texts, labels

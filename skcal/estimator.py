@@ -260,10 +260,10 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         """Initialise the module, filling in ``n_features`` and ``n_classes`` from the data.
 
         When the module is a class (or factory) whose signature takes
-        ``n_features`` or ``n_classes`` and they were not set as
-        ``module__*`` parameters, the seed round's feature width and label
-        count are passed, so ``ContinualActiveClassifier(skcal.models.MLP)``
-        needs no sizes.
+        ``n_features``, ``in_channels`` or ``n_classes`` and they were not set
+        as ``module__*`` parameters, the seed round's feature width, image
+        channels and label count are passed, so
+        ``ContinualActiveClassifier(skcal.models.MLP)`` needs no sizes.
 
         Returns
         -------
@@ -279,6 +279,13 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             shape = history.feature_shape
             if "n_features" in accepted and "n_features" not in kwargs and isinstance(shape, tuple) and len(shape) == 1:
                 kwargs["n_features"] = shape[0]
+            if (
+                "in_channels" in accepted
+                and "in_channels" not in kwargs
+                and isinstance(shape, tuple)
+                and len(shape) == 3
+            ):
+                kwargs["in_channels"] = shape[0]  # images: (channels, height, width)
             if "n_classes" in accepted and "n_classes" not in kwargs and hasattr(self, "fitted_classes_"):
                 kwargs["n_classes"] = len(self.fitted_classes_)
         self.module_ = self.initialized_instance(self.module, kwargs)

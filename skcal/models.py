@@ -97,3 +97,60 @@ def actinn(n_features: int, n_classes: int) -> MLP:
     MLP
     """
     return MLP(n_features, n_classes, hidden=(100, 50, 25))
+
+
+class _BasicBlock(torch.nn.Module):
+    """ResNet's two 3x3 convolutions with a shortcut (projected when the shape changes)."""
+
+    def __init__(self, in_channels: int, channels: int, stride: int):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(channels)
+        self.conv2 = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(channels)
+        self.shortcut = torch.nn.Sequential()
+        if stride != 1 or in_channels != channels:
+            self.shortcut = torch.nn.Sequential(
+                torch.nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False), torch.nn.BatchNorm2d(channels)
+            )
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(X)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(X))
+
+
+class ResNet18(torch.nn.Module):
+    """ResNet-18 in its CIFAR form (3x3 stem, no max-pool), for 28x28 and 32x32 images.
+
+    The network the paper uses for FMNIST, CIFAR-10 and DermaMNIST. Written in
+    torch (no torchvision). ``embed`` returns the 512-d pooled features.
+
+    Parameters
+    ----------
+    in_channels : int, default=3
+        1 for grey images, 3 for colour.
+    n_classes : int, default=10
+    """
+
+    def __init__(self, in_channels: int = 3, n_classes: int = 10):
+        super().__init__()
+        layers: list[torch.nn.Module] = [
+            torch.nn.Conv2d(in_channels, 64, 3, padding=1, bias=False),
+            torch.nn.BatchNorm2d(64),
+            torch.nn.ReLU(),
+        ]
+        width = 64
+        for channels, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            layers += [_BasicBlock(width, channels, stride), _BasicBlock(channels, channels, 1)]
+            width = channels
+        layers += [torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()]
+        self.features = torch.nn.Sequential(*layers)
+        self.head = torch.nn.Linear(512, n_classes)
+
+    def embed(self, X: torch.Tensor) -> torch.Tensor:
+        """Return the 512-d pooled features (the head's input)."""
+        return self.features(X)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Return the logits."""
+        return self.head(self.embed(X))

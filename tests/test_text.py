@@ -82,3 +82,32 @@ def test_minilm_trains_with_cal_on_raw_text_tokenised(tokenised):
 def test_missing_model_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="No model at"):
         TransformerClassifier(str(tmp_path / "no-such-model"), n_classes=2)
+
+
+def test_raw_strings_through_a_pipeline():
+    from sklearn.pipeline import Pipeline
+
+    texts = [text for items in GLOSSES.values() for text in items]
+    labels = np.array([label for label, items in GLOSSES.items() for _ in items])
+    pipeline = Pipeline(
+        [
+            ("tokenize", HuggingfacePretrainedTokenizer(PATH, max_length=24)),
+            (
+                "net",
+                ContinualActiveClassifier(
+                    TransformerClassifier,
+                    module__name_or_path=PATH,
+                    optimizer=torch.optim.AdamW,
+                    lr=5e-4,
+                    batch_size=6,
+                    max_epochs=6,
+                    verbose=0,
+                    random_state=0,
+                ),
+            ),
+        ]
+    )
+    pipeline.fit(texts, labels)
+    predicted = pipeline.predict(["a small animal that barks", "a device for calculating"])
+    assert set(predicted) <= set(GLOSSES)
+    assert pipeline.score(texts, labels) > 0.6

@@ -12,6 +12,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
 	$(PIP) -e ".[test]"
+	# medmnist declares torchvision (a CUDA build here) but its dataset code never imports it
+	$(PIP) --no-deps "medmnist>=3.0"
 	touch $@
 
 venv: $(VENV)/.installed

@@ -124,11 +124,64 @@ def load_medmnist_npz(path: str | Path, split: str = "train") -> tuple[np.ndarra
         if missing:
             raise KeyError(f"{path.name} lacks {missing}; it has {sorted(data.keys())}.")
         images, labels = data[keys[0]], data[keys[1]]
+    return _medmnist_arrays(images, labels, path.name)
+
+
+def _medmnist_arrays(images: np.ndarray, labels: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """MedMNIST's uint8 images (n, h, w[, c]) and labels (n, 1) as float32 (n, c, h, w) in [0, 1] and int64 (n,)."""
     if labels.ndim == 2 and labels.shape[1] != 1:
-        raise ValueError(f"{path.name} has multi-label targets {labels.shape}; skcal needs one label per image.")
+        raise ValueError(f"{name} has multi-label targets {labels.shape}; skcal needs one label per image.")
     images = images.astype(np.float32) / 255.0
     images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
     return np.ascontiguousarray(images), labels.reshape(-1).astype(np.int64)
+
+
+def load_medmnist(
+    flag: str, split: str = "train", root: str | Path = "~/.medmnist", size: int = 28, download: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load a MedMNIST dataset through the ``medmnist`` package's own classes and files.
+
+    Parameters
+    ----------
+    flag : str
+        The dataset, e.g. ``"dermamnist"`` (the paper's) or ``"pathmnist"``.
+    split : {"train", "val", "test"}, default="train"
+    root : str or Path, default="~/.medmnist"
+        Where ``<flag>.npz`` (``<flag>_<size>.npz`` for larger sizes) lives.
+    size : {28, 64, 128, 224}, default=28
+    download : bool, default=False
+        Let ``medmnist`` download the file if it is missing (needs network).
+
+    Returns
+    -------
+    X : ndarray of float32, shape (n, channels, size, size), in [0, 1]
+    y : ndarray of int, shape (n,)
+
+    Raises
+    ------
+    ValueError
+        An unknown or multi-label flag, or a bad split.
+    FileNotFoundError
+        The file is missing and ``download`` is False.
+    """
+    import medmnist
+    from medmnist import INFO
+
+    if flag not in INFO:
+        raise ValueError(f"Unknown MedMNIST flag {flag!r}; choose from {sorted(INFO)}.")
+    if not INFO[flag]["task"].startswith(("multi-class", "binary", "ordinal")):
+        raise ValueError(f"{flag} is a {INFO[flag]['task']} task; skcal needs one label per image.")
+    if split not in MEDMNIST_SPLITS:
+        raise ValueError(f"split must be one of {MEDMNIST_SPLITS}, got {split!r}.")
+    root = Path(root).expanduser()
+    expected = root / (f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz")
+    if not download and not expected.exists():
+        raise FileNotFoundError(f"No MedMNIST file at {expected}; pass download=True where a network is available.")
+    root.mkdir(parents=True, exist_ok=True)
+    dataset = getattr(medmnist, INFO[flag]["python_class"])(
+        split=split, root=str(root), size=None if size == 28 else size, download=download
+    )
+    return _medmnist_arrays(dataset.imgs, dataset.labels, expected.name)
 
 
 def load_text_csv(path: str | Path, text_column: str = "text", label_column: str = "label") -> tuple[list, np.ndarray]:

@@ -170,3 +170,19 @@ def test_wordnet_glosses_on_the_installed_files():
     texts, y = load_wordnet_glosses(categories=["noun.animal", "noun.food", "noun.plant", "noun.artifact"])
     assert len(texts) > 10_000 and set(y) == {"noun.animal", "noun.food", "noun.plant", "noun.artifact"}
     assert all(texts[:100])
+
+
+def test_load_medmnist_through_the_package(tmp_path):
+    pytest.importorskip("medmnist")
+    from skcal.datasets import load_medmnist
+
+    write_medmnist(tmp_path / "dermamnist.npz", channels=3)
+    X, y = load_medmnist("dermamnist", "test", root=tmp_path)
+    assert X.shape == (10, 3, 28, 28) and X.dtype == np.float32 and y.shape == (10,)
+    np.testing.assert_array_equal(X, load_medmnist_npz(tmp_path / "dermamnist.npz", "test")[0])
+    with pytest.raises(FileNotFoundError, match="pathmnist.npz"):
+        load_medmnist("pathmnist", root=tmp_path)
+    with pytest.raises(ValueError, match="Unknown MedMNIST flag"):
+        load_medmnist("dermmnist", root=tmp_path)
+    with pytest.raises(ValueError, match="multi-label"):
+        load_medmnist("chestmnist", root=tmp_path)

@@ -41,7 +41,7 @@ DISPLAY_NAMES = {
     "sd": "CAL-SD",
     "sds2": "CAL-SDS2",
 }
-BUILTIN_DATASETS = ("digits", "pbmc68k", "wordnet")
+BUILTIN_DATASETS = ("digits", "pbmc68k", "wordnet", "medmnist")
 WORDNET_CATEGORIES = ["noun.animal", "noun.artifact", "noun.food", "noun.plant", "noun.person"]
 USER_SUFFIXES = (".h5ad", ".npz", ".csv")
 
@@ -95,7 +95,9 @@ def _tabular_data(name: str, X: Any, y: np.ndarray, description: str) -> Benchma
     return BenchmarkData(name, X, y, params, description)
 
 
-def load_benchmark_data(dataset: str, label_key: str | None = None) -> BenchmarkData:
+def load_benchmark_data(
+    dataset: str, label_key: str | None = None, data_root: str = "~/.medmnist", medmnist_flag: str = "dermamnist"
+) -> BenchmarkData:
     """Load a built-in dataset (``digits``, ``pbmc68k``) or a user file.
 
     Parameters
@@ -104,13 +106,19 @@ def load_benchmark_data(dataset: str, label_key: str | None = None) -> Benchmark
         ``"digits"`` (scikit-learn's 8x8 digits, a small CNN), ``"pbmc68k"``
         (scanpy's 700 PBMCs, ``bulk_labels``, an ACTINN-shaped MLP),
         ``"wordnet"`` (2000 WordNet noun glosses in 5 lexicographer
-        categories, from Debian's ``wordnet-base``; TF-IDF, sparse, MLP), or a
+        categories, from Debian's ``wordnet-base``; TF-IDF, sparse, MLP),
+        ``"medmnist"`` (``medmnist_flag`` from ``data_root``, train and test
+        pooled; small CNN), or a
         path: ``.h5ad`` (needs ``label_key``; ACTINN MLP, sparse kept
         sparse), MedMNIST ``.npz`` (train and test splits pooled; small
         CNN), or ``.csv`` with ``text`` and ``label`` columns (TF-IDF,
         sparse, then an MLP).
     label_key : str, optional
         The ``obs`` column with labels, for ``.h5ad`` files.
+    data_root : str, default="~/.medmnist"
+        Where ``medmnist`` finds ``<flag>.npz``.
+    medmnist_flag : str, default="dermamnist"
+        The MedMNIST dataset for ``"medmnist"`` (DermaMNIST is the paper's).
 
     Returns
     -------
@@ -127,6 +135,10 @@ def load_benchmark_data(dataset: str, label_key: str | None = None) -> Benchmark
     if dataset == "pbmc68k":
         X, y = datasets.load_pbmc68k()
         return _tabular_data("pbmc68k", X, y, "scanpy pbmc68k_reduced (700 cells, 765 genes, 10 types), ACTINN MLP")
+    if dataset == "medmnist":
+        parts = [datasets.load_medmnist(medmnist_flag, split, root=data_root) for split in ("train", "test")]
+        X, y = np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
+        return _image_data(medmnist_flag, X, y, f"MedMNIST {medmnist_flag} ({len(y)} images {X.shape[1:]}), small CNN")
     if dataset == "wordnet":
         texts, y = datasets.load_wordnet_glosses(categories=WORDNET_CATEGORIES, max_per_category=400, random_state=0)
         return _text_data("wordnet", texts, y, f"WordNet noun glosses ({len(y)}, 5 categories), TF-IDF + MLP")

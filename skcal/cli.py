@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated: digits, pbmc68k, wordnet, or a path to .h5ad, MedMNIST .npz or text .csv",
     )
     bench.add_argument("--label-key", help="obs column with the labels, for .h5ad files")
+    bench.add_argument("--data-root", default="~/.medmnist", help="folder with MedMNIST's <flag>.npz files")
+    bench.add_argument("--medmnist-flag", default="dermamnist", help="which MedMNIST dataset (default: the paper's)")
     bench.add_argument(
         "--methods", default=DEFAULT_METHODS, help=f"comma-separated, from {','.join(REPLAY_STRATEGIES)} (default: all)"
     )
@@ -66,7 +68,10 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: Seque
         parser.error(f"--seeds must be at least 1, got {seeds}")
     try:
         check_arguments(methods, budgets, args.initial, args.query)
-        data_sets = [load_benchmark_data(name.strip(), args.label_key) for name in args.dataset.split(",")]
+        data_sets = [
+            load_benchmark_data(name.strip(), args.label_key, args.data_root, args.medmnist_flag)
+            for name in args.dataset.split(",")
+        ]
     except (ValueError, KeyError, FileNotFoundError) as error:
         parser.error(str(error))
     for data in data_sets:

@@ -186,3 +186,66 @@ def test_load_medmnist_through_the_package(tmp_path):
         load_medmnist("dermmnist", root=tmp_path)
     with pytest.raises(ValueError, match="multi-label"):
         load_medmnist("chestmnist", root=tmp_path)
+
+
+def test_bench_on_medmnist_from_a_data_root(tmp_path):
+    pytest.importorskip("medmnist")
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 120), ("val", 10), ("test", 40)):
+        arrays[f"{split}_images"] = rng.integers(0, 256, (n, 28, 28, 3), dtype=np.uint8)
+        arrays[f"{split}_labels"] = rng.integers(0, 3, (n, 1))
+    np.savez(tmp_path / "dermamnist.npz", **arrays)
+    code = main(
+        [
+            "bench",
+            "--dataset",
+            "medmnist",
+            "--data-root",
+            str(tmp_path),
+            "--methods",
+            "retrain,er",
+            "--budgets",
+            "0.2",
+            "--seeds",
+            "1",
+            "--max-epochs",
+            "2",
+            "--round-epochs",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ]
+    )
+    assert code == 0 and (tmp_path / "out" / "dermamnist" / "table.txt").exists()
+
+
+def test_sparse_history_is_never_densified_whole(monkeypatch):
+    from skcal import ContinualActiveClassifier
+    from skcal.models import MLP
+
+    densified = []
+    original = sp.csr_matrix.toarray
+
+    def recording_toarray(self, *args, **kwargs):
+        densified.append(self.shape[0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(sp.csr_matrix, "toarray", recording_toarray)
+    X = sp.random(3000, 2000, density=0.002, format="csr", dtype=np.float32, random_state=0)
+    y = np.arange(3000) % 4
+    net = ContinualActiveClassifier(
+        MLP,
+        module__hidden=(16,),
+        batch_size=64,
+        replay_size=64,
+        max_epochs=2,
+        round_epochs=2,
+        verbose=0,
+        random_state=0,
+    )
+    net.fit(X[:2000], y[:2000]).partial_fit(X[2000:2500], y[2000:2500])
+    net.predict(X[2500:])
+    assert net.labelled_history_.is_sparse
+    assert densified and max(densified) <= 64  # one batch at a time, never the matrix

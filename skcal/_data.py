@@ -113,6 +113,17 @@ def n_samples(X: Any) -> int:
     return X.shape[0] if hasattr(X, "shape") else len(X)
 
 
+def select_rows(X: Any, rows: np.ndarray) -> Any:
+    """Return rows ``rows`` of numpy, torch, sparse or dict-of-arrays data, in the same container."""
+    if isinstance(X, dict):
+        return {key: value[rows] for key, value in X.items()}
+    if isinstance(X, torch.Tensor):
+        return X[torch.as_tensor(rows)]
+    if sp.issparse(X):
+        return X.tocsr()[rows]
+    return np.asarray(X)[rows]
+
+
 def feature_shape(X: Features) -> Any:
     """Shape of one sample: ``X.shape[1:]``, or a dict of those for dict input."""
     if isinstance(X, dict):

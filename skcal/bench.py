@@ -24,11 +24,12 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from . import datasets
+from ._data import select_rows
 from .estimator import ContinualActiveClassifier
 from .models import MLP, SmallCNN, actinn
 from .query import entropy_sampling
 from .replay import REPLAY_STRATEGIES
-from .simulation import ActiveLearningSimulator, take_rows
+from .simulation import ActiveLearningSimulator
 
 #: How the paper's tables name each method.
 DISPLAY_NAMES = {
@@ -268,8 +269,8 @@ def run_benchmark(
     _warm_up(data, device)
     for seed in range(seeds):
         pool, test = train_test_split(np.arange(len(data.y)), test_size=test_size, stratify=data.y, random_state=seed)
-        X_pool, y_pool = take_rows(data.X, pool), data.y[pool]
-        eval_set = (take_rows(data.X, test), data.y[test])
+        X_pool, y_pool = select_rows(data.X, pool), data.y[pool]
+        eval_set = (select_rows(data.X, test), data.y[test])
         for method in methods:
             simulator = ActiveLearningSimulator(
                 ContinualActiveClassifier(**data.estimator_params, replay=method, device=device, random_state=seed),
@@ -295,8 +296,8 @@ def _warm_up(data: BenchmarkData, device: str) -> None:
     rows = np.arange(min(64, len(data.y)))
     params = {**data.estimator_params, "max_epochs": 2, "train_accuracy_stop": None}
     net = ContinualActiveClassifier(**params, replay="er", device=device, random_state=0)
-    net.partial_fit(take_rows(data.X, rows), data.y[rows], classes=np.unique(data.y))
-    net.partial_fit(take_rows(data.X, rows), data.y[rows])
+    net.partial_fit(select_rows(data.X, rows), data.y[rows], classes=np.unique(data.y))
+    net.partial_fit(select_rows(data.X, rows), data.y[rows])
 
 
 def at_budget(result: BenchmarkResult, budget: float) -> list:

@@ -20,6 +20,7 @@ from modAL.models import ActiveLearner
 from modAL.uncertainty import uncertainty_sampling
 from sklearn.exceptions import NotFittedError
 
+from ._data import select_rows
 from .estimator import ContinualActiveClassifier
 
 
@@ -154,7 +155,12 @@ class ContinualActiveLearner(ActiveLearner):
         """
         if not self.estimator._has_history():
             raise NotFittedError("query() was called before any training: fit a seed set first.")
-        return super().query(X_pool, *query_args, **query_kwargs)
+        result = self.query_strategy(self, X_pool, *query_args, **query_kwargs)
+        if isinstance(result, tuple):  # an old-style modAL strategy that returns the instances itself
+            return result
+        indices = np.asarray(result)
+        # modAL's retrieve_rows rejects dict pools (tokenised text); skcal selects rows of any container
+        return indices, select_rows(X_pool, indices)
 
     def save_checkpoint(self, directory: Any) -> Any:
         """Checkpoint the campaign: the labelled set lives in the estimator's history.

@@ -16,28 +16,15 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
-import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._data import n_samples
+from ._data import n_samples, select_rows
 from ._validation import check_labels
 from .estimator import ContinualActiveClassifier
 from .modal import ContinualActiveLearner
 from .query import entropy_sampling
-
-
-def take_rows(X: Any, rows: np.ndarray) -> Any:
-    """Return rows ``rows`` of numpy, torch, sparse or dict-of-arrays data, in the same container."""
-    if isinstance(X, dict):
-        return {key: value[rows] for key, value in X.items()}
-    if isinstance(X, torch.Tensor):
-        return X[torch.as_tensor(rows)]
-    if sp.issparse(X):
-        return X.tocsr()[rows]
-    return np.asarray(X)[rows]
 
 
 def _resolve_size(size: Real, n_total: int, name: str) -> int:
@@ -189,19 +176,19 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         self.estimator_ = estimator
         self.classes_ = np.unique(labels)
         self.rounds_ = []
-        self.learner_.fit(take_rows(X, labelled), labels[labelled])
+        self.learner_.fit(select_rows(X, labelled), labels[labelled])
         self._record(labelled, n_total, 0.0, eval_set)
 
         unlabelled = np.setdiff1d(np.arange(n_total), labelled)
         while len(labelled) < budget:
             count = min(per_round, budget - len(labelled))
             started = time.perf_counter()
-            chosen, _ = self.learner_.query(take_rows(X, unlabelled), n_instances=count)
+            chosen, _ = self.learner_.query(select_rows(X, unlabelled), n_instances=count)
             query_seconds = time.perf_counter() - started
             chosen = unlabelled[np.asarray(chosen, dtype=np.int64)]
             if len(np.unique(chosen)) != len(chosen):
                 raise RuntimeError(f"{self.query_strategy!r} returned duplicate indices.")
-            self.learner_.teach(take_rows(X, chosen), labels[chosen])
+            self.learner_.teach(select_rows(X, chosen), labels[chosen])
             labelled = np.concatenate([labelled, chosen])
             unlabelled = np.setdiff1d(unlabelled, chosen, assume_unique=True)
             self._record(labelled, n_total, query_seconds, eval_set)

@@ -100,3 +100,21 @@ def test_bad_arguments(digits):
     with pytest.raises(ValueError, match="not among the classes"):
         learner.teach(X[30:40], np.full(10, 42))
     assert len(learner.X_training) == 30
+
+
+def test_query_and_teach_a_dict_pool():
+    from conftest import TokenBag
+
+    ids = np.random.default_rng(0).integers(1, 50, size=(90, 6))
+    X = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    learner = ContinualActiveLearner(
+        make_net(module=TokenBag),
+        entropy_sampling,
+        X_training={k: v[:30] for k, v in X.items()},
+        y_training=ids[:30, 0] % 3,
+    )
+    pool = {key: value[30:] for key, value in X.items()}
+    chosen, instances = learner.query(pool, n_instances=5)
+    np.testing.assert_array_equal(instances["input_ids"], pool["input_ids"][chosen])
+    learner.teach(instances, ids[30:][chosen, 0] % 3)
+    assert len(learner.estimator.labelled_history_) == 35

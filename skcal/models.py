@@ -185,8 +185,9 @@ class TransformerClassifier(torch.nn.Module):
         from transformers import AutoModelForSequenceClassification
         from transformers.utils import logging
 
-        verbosity = logging.get_verbosity()
+        verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
         logging.set_verbosity_error()  # "newly initialised head" is the point here, not a warning
+        logging.disable_progress_bar()
         try:
             self.model = AutoModelForSequenceClassification.from_pretrained(
                 name_or_path, num_labels=n_classes, local_files_only=local_files_only
@@ -197,6 +198,8 @@ class TransformerClassifier(torch.nn.Module):
             ) from None
         finally:
             logging.set_verbosity(verbosity)
+            if bars:
+                logging.enable_progress_bar()
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **inputs: torch.Tensor

@@ -137,8 +137,7 @@ def load_benchmark_data(
         X, y = datasets.load_pbmc68k()
         return _tabular_data("pbmc68k", X, y, "scanpy pbmc68k_reduced (700 cells, 765 genes, 10 types), ACTINN MLP")
     if dataset == "medmnist":
-        parts = [datasets.load_medmnist(medmnist_flag, split, root=data_root) for split in ("train", "test")]
-        X, y = np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
+        X, y = _train_and_test(lambda split: datasets.load_medmnist(medmnist_flag, split, root=data_root))
         return _image_data(medmnist_flag, X, y, f"MedMNIST {medmnist_flag} ({len(y)} images {X.shape[1:]}), small CNN")
     if dataset == "wordnet":
         texts, y = datasets.load_wordnet_glosses(categories=WORDNET_CATEGORIES, max_per_category=400, random_state=0)
@@ -154,11 +153,16 @@ def load_benchmark_data(
         X, y = datasets.load_anndata(path, label_key)
         return _tabular_data(path.stem, X, y, f"{path.name} ({X.shape[0]} cells, {X.shape[1]} genes), ACTINN MLP")
     if path.suffix == ".npz":
-        parts = [datasets.load_medmnist_npz(path, split) for split in ("train", "test")]
-        X, y = np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
+        X, y = _train_and_test(lambda split: datasets.load_medmnist_npz(path, split))
         return _image_data(path.stem, X, y, f"{path.name} ({len(y)} images {X.shape[1:]}), small CNN")
     texts, y = datasets.load_text_csv(path)
     return _text_data(path.stem, texts, y, f"{path.name} ({len(y)} texts), TF-IDF + MLP")
+
+
+def _train_and_test(load: Callable[[str], tuple]) -> tuple[np.ndarray, np.ndarray]:
+    """Pool a MedMNIST dataset's train and test splits (each benchmark seed splits them anew)."""
+    parts = [load(split) for split in ("train", "test")]
+    return np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
 
 
 def _text_data(name: str, texts: list, y: np.ndarray, description: str) -> BenchmarkData:

@@ -71,19 +71,23 @@ def pool_outputs(net: ContinualActiveClassifier, X_pool: Any, embeddings: bool =
     embeddings : torch.Tensor of shape (n_pool, n_dims) or None
         On the estimator's device.
     """
-    module = net.module_
-    module.eval()
     probabilities, vectors = [], []
+    for X_batch in _pool_batches(net, X_pool):
+        if embeddings:
+            z, logits = embeddings_and_logits(net.module_, X_batch)
+            vectors.append(z)
+        else:
+            logits = net.infer(X_batch)
+        probabilities.append(torch.softmax(logits.float(), dim=1))
+    return torch.cat(probabilities), (torch.cat(vectors).float() if embeddings else None)
+
+
+def _pool_batches(net: ContinualActiveClassifier, X_pool: Any) -> Any:
+    """Yield the pool in prediction batches on the estimator's device, in eval mode without gradients."""
+    net.module_.eval()
     with torch.no_grad():
         for X_batch, _ in net.get_iterator(net.get_dataset(X_pool), training=False):
-            X_batch = move_to(X_batch, net.device)
-            if embeddings:
-                z, logits = embeddings_and_logits(module, X_batch)
-                vectors.append(z)
-            else:
-                logits = net.infer(X_batch)
-            probabilities.append(torch.softmax(logits.float(), dim=1))
-    return torch.cat(probabilities), (torch.cat(vectors).float() if embeddings else None)
+            yield move_to(X_batch, net.device)
 
 
 def _uncertainty(classifier: Any, X_pool: Any, score: Any, strategy: str) -> torch.Tensor:
@@ -95,12 +99,9 @@ def _uncertainty(classifier: Any, X_pool: Any, score: Any, strategy: str) -> tor
         except NotFittedError as error:
             raise NotFittedError(f"{strategy}: the classifier is not fitted; fit it before querying.") from error
     net = _network(classifier, strategy)
-    net.module_.eval()
-    scores = []
-    with torch.no_grad():
-        for X_batch, _ in net.get_iterator(net.get_dataset(X_pool), training=False):
-            scores.append(score(torch.softmax(net.infer(move_to(X_batch, net.device)).float(), dim=1)))
-    return torch.cat(scores)
+    return torch.cat(
+        [score(torch.softmax(net.infer(X_batch).float(), dim=1)) for X_batch in _pool_batches(net, X_pool)]
+    )
 
 
 def _margin(probabilities: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from sklearn.model_selection import train_test_split
 
 from skcal import ContinualActiveClassifier
 from skcal.datasets import load_anndata
-from skcal.models import actinn
+from skcal.models import ACTINN
 from skcal.simulation import ActiveLearningSimulator
 
 
@@ -37,7 +37,7 @@ def main():
 
     for replay in ("retrain", "sd"):
         net = ContinualActiveClassifier(
-            actinn,
+            ACTINN,
             replay=replay,
             optimizer=torch.optim.Adam,
             lr=1e-3,

@@ -26,7 +26,7 @@ from sklearn.model_selection import train_test_split
 from . import datasets
 from ._data import select_rows
 from .estimator import ContinualActiveClassifier
-from .models import MLP, SmallCNN, actinn
+from .models import ACTINN, MLP, SmallCNN
 from .query import entropy_sampling
 from .replay import REPLAY_STRATEGIES
 from .simulation import ActiveLearningSimulator
@@ -91,7 +91,7 @@ def _image_data(name: str, X: np.ndarray, y: np.ndarray, description: str) -> Be
 
 
 def _tabular_data(name: str, X: Any, y: np.ndarray, description: str) -> BenchmarkData:
-    params = dict(module=actinn, module__n_features=X.shape[1], module__n_classes=len(np.unique(y)))
+    params = dict(module=ACTINN, module__n_features=X.shape[1], module__n_classes=len(np.unique(y)))
     params.update(_training(1e-3, torch.optim.Adam, 32, 100, 10))
     return BenchmarkData(name, X, y, params, description)
 

@@ -82,8 +82,14 @@ class SmallCNN(torch.nn.Module):
         return self.head(self.embed(X))
 
 
-def actinn(n_features: int, n_classes: int) -> MLP:
-    """Build the ACTINN cell-type classifier's shape (Ma & Pellegrini 2019): an MLP 100-50-25.
+class ACTINN(MLP):
+    """The ACTINN cell-type classifier (Ma & Pellegrini 2019): an MLP 100-50-25 with ReLU.
+
+    The single-cell network of the paper (HCL). The published form has three
+    hidden layers of 100, 50 and 25 units; ``hidden`` changes the widths.
+    ACTINN's training recipe (Adam, L2 penalty, decaying learning rate) is
+    the estimator's business: ``optimizer=torch.optim.Adam``,
+    ``optimizer__weight_decay`` and an ``LRScheduler`` callback.
 
     Parameters
     ----------
@@ -91,12 +97,14 @@ def actinn(n_features: int, n_classes: int) -> MLP:
         Number of genes.
     n_classes : int
         Number of cell types.
-
-    Returns
-    -------
-    MLP
+    hidden : sequence of int, default=(100, 50, 25)
+        Widths of the hidden layers.
+    dropout : float, default=0.0
+        Dropout after each hidden layer (none in the published form).
     """
-    return MLP(n_features, n_classes, hidden=(100, 50, 25))
+
+    def __init__(self, n_features: int, n_classes: int, hidden: Sequence[int] = (100, 50, 25), dropout: float = 0.0):
+        super().__init__(n_features, n_classes, hidden=hidden, dropout=dropout)
 
 
 class _BasicBlock(torch.nn.Module):

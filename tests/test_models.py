@@ -38,3 +38,22 @@ def test_resnet18_trains_through_skcal_with_sizes_from_the_data():
     net = ContinualActiveClassifier(ResNet18, max_epochs=1, round_epochs=1, batch_size=8, verbose=0, random_state=0)
     net.fit(X[:16], y[:16]).partial_fit(X[16:], y[16:])
     assert net.module_.head.out_features == 4 and net.module_.features[0].in_channels == 1
+
+
+def test_actinn_published_form_and_configurable_widths():
+    from skcal import ContinualActiveClassifier
+    from skcal.models import ACTINN
+
+    widths = [
+        layer.out_features
+        for layer in ACTINN(n_features=30, n_classes=4).modules()
+        if isinstance(layer, torch.nn.Linear)
+    ]
+    assert widths == [100, 50, 25, 4]
+    assert sum(isinstance(layer, torch.nn.ReLU) for layer in ACTINN(30, 4).modules()) == 3
+
+    net = ContinualActiveClassifier(ACTINN, module__hidden=(16, 8), max_epochs=1, verbose=0, random_state=0)
+    X, y = torch.rand(20, 30), torch.arange(20) % 4
+    net.fit(X.numpy(), y.numpy())
+    assert net.module_.head.in_features == 8 and net.module_.body[0].in_features == 30
+    assert net.set_params(module__hidden=(12,)).fit(X.numpy(), y.numpy()).module_.head.in_features == 12

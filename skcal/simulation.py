@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.metrics import balanced_accuracy_score
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
@@ -92,7 +93,8 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         Per round: ``round``, ``n_labelled``, ``labelled_fraction``,
         ``strategy``, ``train_seconds``, ``cumulative_train_seconds``,
         ``samples_backpropagated``, ``cumulative_samples_backpropagated``,
-        ``query_seconds``, ``accuracy`` when ``eval_set`` was given, and
+        ``query_seconds``, ``accuracy`` and ``balanced_accuracy`` (the mean
+        per-class recall, for imbalanced data) when ``eval_set`` was given, and
         ``round_accuracies`` with ``track_forgetting``.
     labelled_indices_ : ndarray
         Rows of ``X`` in the order they were labelled.
@@ -212,7 +214,10 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
             "query_seconds": query_seconds,
         }
         if eval_set is not None:
-            record["accuracy"] = self.estimator_.score(*eval_set)
+            X_eval, y_eval = eval_set
+            predicted = self.estimator_.predict(X_eval)
+            record["accuracy"] = float(np.mean(predicted == np.asarray(y_eval)))
+            record["balanced_accuracy"] = float(balanced_accuracy_score(y_eval, predicted))
         if self.track_forgetting:
             history = self.estimator_.labelled_history_
             correct = self.estimator_.predict_proba(history.X).argmax(axis=1) == history.y.cpu().numpy()
@@ -220,7 +225,11 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
             record["round_accuracies"] = (np.bincount(rounds, weights=correct) / np.bincount(rounds)).tolist()
         self.rounds_.append(record)
         if self.verbose:
-            accuracy = f", accuracy {record['accuracy']:.4f}" if "accuracy" in record else ""
+            accuracy = (
+                f", accuracy {record['accuracy']:.4f} (balanced {record['balanced_accuracy']:.4f})"
+                if "accuracy" in record
+                else ""
+            )
             print(
                 f"round {record['round']}: {record['n_labelled']} labelled "
                 f"({record['labelled_fraction']:.1%}), {record['train_seconds']:.2f} s training{accuracy}"

@@ -32,13 +32,15 @@ def test_cli_quick_run_writes_tables_and_plots(tmp_path, capsys):
     assert code == 0
     out = tmp_path / "digits"
     printed = capsys.readouterr().out
-    assert "CAL-SD" in printed and "acc 15%" in printed
+    assert "CAL-SD" in printed and "acc 15%" in printed and "bal acc 15%" in printed
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["budget_rounds"] == {"0.1": 1, "0.15": 2}
     rows = {(row["method"], row["budget"]): row for row in summary["table"]}
     assert len(rows) == 8 and rows[("retrain", 0.1)]["time_speedup"] == pytest.approx(1.0)
     assert all(row["n_seeds"] == 2 and 0 <= row["accuracy_mean"] <= 1 for row in rows.values())
+    er_at_15 = [r["balanced_accuracy"] for r in json.loads((out / "rounds.json").read_text()) if r["method"] == "er"]
+    assert rows[("er", 0.15)]["balanced_accuracy_mean"] == pytest.approx(np.mean(er_at_15[2::3]))
 
     records = json.loads((out / "rounds.json").read_text())
     assert len(records) == 2 * 4 * 3  # seeds x methods x rounds (seed + 2 queries)

@@ -31,6 +31,18 @@ def test_bookkeeping(digits):
     assert sim.score(X[600:900], y[600:900]) == sim.rounds_[-1]["accuracy"]
 
 
+def test_balanced_accuracy_is_the_mean_recall_over_classes(digits):
+    X, y = digits
+    keep = np.flatnonzero((y != 9) | (np.arange(len(y)) % 6 == 0))  # class 9 rare: the two metrics differ
+    X, y = X[keep], y[keep]
+    sim = simulator(n_rounds=1).fit(X[:500], y[:500], eval_set=(X[500:900], y[500:900]))
+    predicted, truth = sim.predict(X[500:900]), y[500:900]
+    recalls = [np.mean(predicted[truth == label] == label) for label in np.unique(truth)]
+    assert sim.rounds_[-1]["balanced_accuracy"] == pytest.approx(np.mean(recalls))
+    assert sim.rounds_[-1]["accuracy"] == pytest.approx(np.mean(predicted == truth))
+    assert sim.rounds_[-1]["balanced_accuracy"] != pytest.approx(sim.rounds_[-1]["accuracy"])
+
+
 def test_queries_come_from_the_strategy(digits):
     X, y = digits
     sim = simulator(query_strategy=margin_sampling, n_rounds=1).fit(X[:300], y[:300])

@@ -30,10 +30,19 @@ def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
     return (X / 16.0).astype(np.float32).reshape(-1, 1, 8, 8), y
 
 
-def load_anndata(path_or_adata: Any, label_key: str, layer: str | None = None) -> tuple[Any, np.ndarray]:
+def load_anndata(
+    path_or_adata: Any,
+    label_key: str,
+    layer: str | None = None,
+    normalize: bool = False,
+    target_sum: float = 1e4,
+) -> tuple[Any, np.ndarray]:
     """Load features and cell labels from an AnnData object or ``.h5ad`` file.
 
-    Sparse matrices stay sparse (CSR); nothing is densified.
+    Sparse matrices stay sparse (CSR); nothing is densified. With
+    ``normalize=True`` raw counts get the paper's preprocessing for
+    single-cell data, through scanpy: library-size normalisation
+    (``scanpy.pp.normalize_total``) then ``log1p``, on a copy of the matrix.
 
     Parameters
     ----------
@@ -43,6 +52,12 @@ def load_anndata(path_or_adata: Any, label_key: str, layer: str | None = None) -
         The ``obs`` column with the labels (e.g. cell type).
     layer : str, optional
         Use ``adata.layers[layer]`` instead of ``adata.X``.
+    normalize : bool, default=False
+        Scale each cell's counts to ``target_sum``, then take ``log1p``.
+        Leave it off for data that is already normalised (check
+        ``adata.uns.get("log1p")``).
+    target_sum : float, default=1e4
+        Counts per cell after normalisation.
 
     Returns
     -------
@@ -56,7 +71,8 @@ def load_anndata(path_or_adata: Any, label_key: str, layer: str | None = None) -
     KeyError
         If ``label_key`` or ``layer`` is missing; the message lists what exists.
     ValueError
-        If some cells have no label.
+        If some cells have no label, or ``normalize`` is asked of negative values
+        (already scaled data).
     """
     import anndata
 
@@ -76,7 +92,22 @@ def load_anndata(path_or_adata: Any, label_key: str, layer: str | None = None) -
         raise ValueError(f"{int(labels.isna().sum())} cells have no {label_key!r} label.")
     X = adata.layers[layer] if layer is not None else adata.X
     X = sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.asarray(X, dtype=np.float32)
+    if normalize:
+        X = _normalize_counts(X, target_sum)
     return X, labels.astype(str).to_numpy()
+
+
+def _normalize_counts(X: Any, target_sum: float) -> Any:
+    """Library-size normalisation and log1p through scanpy, on a copy; sparse stays sparse."""
+    import anndata
+    import scanpy
+
+    if (X.data if sp.issparse(X) else X).min(initial=0) < 0:
+        raise ValueError("normalize=True needs non-negative counts; this matrix has negative values (already scaled?).")
+    counts = anndata.AnnData(X.copy())
+    scanpy.pp.normalize_total(counts, target_sum=target_sum)
+    scanpy.pp.log1p(counts)
+    return sp.csr_matrix(counts.X, dtype=np.float32) if sp.issparse(counts.X) else np.asarray(counts.X, np.float32)
 
 
 def load_pbmc68k() -> tuple[np.ndarray, np.ndarray]:

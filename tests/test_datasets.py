@@ -32,6 +32,21 @@ def test_anndata_stays_sparse_and_reads_labels(h5ad):
     assert (X_layer != X).nnz == 0
 
 
+def test_anndata_library_size_normalisation_and_log1p(h5ad):
+    import anndata
+
+    adata = anndata.read_h5ad(h5ad)
+    counts = adata.X.toarray()
+    X, _ = load_anndata(adata, "cell_type", normalize=True, target_sum=100.0)
+    assert sp.issparse(X) and X.dtype == np.float32
+    expected = np.log1p(counts / counts.sum(axis=1, keepdims=True) * 100.0)
+    np.testing.assert_allclose(X.toarray(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(adata.X.toarray(), counts)  # the caller's object is untouched
+    adata.X = adata.X.toarray() - 1.0
+    with pytest.raises(ValueError, match="non-negative counts"):
+        load_anndata(adata, "cell_type", normalize=True)
+
+
 def test_anndata_errors(h5ad, tmp_path):
     import anndata
 

@@ -247,6 +247,38 @@ def test_declared_classes_allow_a_class_first_labelled_later(digits):
     assert np.isin(net.predict(X[late][60:160]), [8, 9]).mean() > 0.5
 
 
+def _rare_class_campaign(digits, **params):
+    """Rounds 0-3 without any 9; round 4 labels 12 nines among 60 points (3.5% of the labelled set)."""
+    X, y = digits
+    rng = np.random.default_rng(0)
+    rare, others = rng.permutation(np.flatnonzero(y == 9)), rng.permutation(np.flatnonzero(y != 9))
+    net = make_net(max_epochs=30, classes=np.arange(10), random_state=0, **params)
+    net.fit(X[others[:100]], y[others[:100]])
+    for start in (100, 160, 220):
+        net.partial_fit(X[others[start : start + 60]], y[others[start : start + 60]])
+    before = np.mean(net.predict(X[rare[100:]]) == 9)
+    round_four = np.concatenate([rare[:12], others[280:328]])
+    net.partial_fit(X[round_four], y[round_four])
+    recall_nine = np.mean(net.predict(X[rare[100:]]) == 9)
+    accuracy_others = np.mean(net.predict(X[others[-300:]]) == y[others[-300:]])
+    return net, before, recall_nine, accuracy_others
+
+
+@pytest.mark.parametrize(("replay", "round_epochs"), [("er", 30), ("sd", 150), ("der", 150)])
+def test_a_rare_class_first_labelled_in_round_four_is_learned(digits, replay, round_epochs):
+    # SD weights the new points by their share of the labelled set (lambda_t = 0.18 here) and SD/DER
+    # anchor old points' outputs, so a rare late class needs more round epochs than ER (docs/guide.md).
+    net, before, recall_nine, accuracy_others = _rare_class_campaign(digits, replay=replay, round_epochs=round_epochs)
+    _, _, retrain_recall, _ = _rare_class_campaign(digits, replay="retrain")
+    history = net.labelled_history_
+    assert set(history.rounds[history.y == 9].tolist()) == {4}
+    assert before == 0 and retrain_recall > 0.3
+    assert recall_nine >= retrain_recall, (
+        f"{replay}: recall {recall_nine:.2f} on the late class, AL {retrain_recall:.2f}"
+    )
+    assert accuracy_others > 0.85, f"{replay}: learning the late class broke the others ({accuracy_others:.2f})"
+
+
 def test_sparse_input_matches_dense_training(digits):
     X, y = digits
     dense = make_net(replay="er").fit(X[:100], y[:100]).partial_fit(X[100:150], y[100:150])

@@ -34,6 +34,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--new", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--every", type=int, default=20, help="report every this many rounds")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
@@ -59,15 +60,15 @@ def main():
     net.fit(X[: args.history], y[: args.history])
     start_rss = rss_mib()
     print(f"seeded with {args.history:,} points; RSS {start_rss:,.0f} MiB; {args.rounds} CAL-ER rounds of {args.new}")
-    print(f"{'round':>6} {'history':>9} {'RSS MiB':>8} {'peak MiB':>9} {'median round ms (last 20)':>26}")
+    print(f"{'round':>6} {'history':>9} {'RSS MiB':>8} {'peak MiB':>9} {f'median round ms (last {args.every})':>26}")
     times, first_median = [], None
     for round_index in range(1, args.rounds + 1):
         start = args.history + (round_index - 1) * args.new
         began = time.perf_counter()
         net.partial_fit(X[start : start + args.new], y[start : start + args.new])
         times.append(time.perf_counter() - began)
-        if round_index % 20 == 0:
-            median = statistics.median(times[-20:]) * 1e3
+        if round_index % args.every == 0:
+            median = statistics.median(times[-args.every :]) * 1e3
             first_median = first_median or median
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(f"{round_index:>6} {len(net.labelled_history_):>9,} {rss_mib():>8,.0f} {peak:>9,.0f} {median:>26.1f}")
@@ -75,7 +76,7 @@ def main():
     print(
         f"\nRSS grew {rss_mib() - start_rss:,.0f} MiB while the history grew by {grown:,} points "
         f"({grown * 100 * 4 / 2**20:,.1f} MiB of features); last/first median round time "
-        f"{statistics.median(times[-20:]) * 1e3 / first_median:.2f}x"
+        f"{statistics.median(times[-args.every :]) * 1e3 / first_median:.2f}x"
     )
 
 

@@ -46,6 +46,7 @@ class Case:
 
     name: str
     module: Callable[..., torch.nn.Module]
+    n_classes: int
     X_history: object
     y_history: np.ndarray
     X_new: object
@@ -69,8 +70,7 @@ def synchronize(device: str) -> None:
 
 def bare_round(case: Case, X_train, y_train, X_replay, y_replay, device: str, rng: np.random.Generator) -> int:
     """Train a fresh module as a hand-written loop would; return the samples backpropagated."""
-    n_classes = int(max(case.y_history.max(), case.y_new.max())) + 1
-    module = case.module(n_classes=n_classes).to(device)
+    module = case.module(n_classes=case.n_classes).to(device)
     optimizer = torch.optim.SGD(module.parameters(), lr=0.01)
     criterion = torch.nn.CrossEntropyLoss()
     targets_all = torch.from_numpy(y_train)
@@ -82,7 +82,7 @@ def bare_round(case: Case, X_train, y_train, X_replay, y_replay, device: str, rn
             rows = batch.numpy()
             inputs, targets = dense_rows(X_train, rows), targets_all[batch]
             if X_replay is not None:
-                replay = rng.choice(len(y_replay), case.replay_size, replace=False)
+                replay = rng.choice(len(y_replay), min(case.replay_size, len(y_replay)), replace=False)
                 inputs = torch.cat([inputs, dense_rows(X_replay, replay)])
                 targets = torch.cat([targets, replay_targets[torch.from_numpy(replay)]])
             inputs, targets = inputs.to(device), targets.to(device)
@@ -101,6 +101,7 @@ def bare_round(case: Case, X_train, y_train, X_replay, y_replay, device: str, rn
 def skcal_estimator(case: Case, device: str, seed: int) -> ContinualActiveClassifier:
     return ContinualActiveClassifier(
         case.module,
+        classes=np.arange(case.n_classes),
         replay="er",
         lr=0.01,
         batch_size=case.batch_size,
@@ -160,6 +161,7 @@ def image_case(args: argparse.Namespace) -> Case:
     return Case(
         "ResNet-18, 3x28x28",
         lambda n_classes: ResNet18(in_channels=3, n_classes=n_classes),
+        7,
         torch.from_numpy(X[:n_history]),
         y[:n_history],
         torch.from_numpy(X[n_history:]),
@@ -186,6 +188,7 @@ def cell_case(args: argparse.Namespace) -> Case:
     return Case(
         f"ACTINN, CSR {args.genes} genes",
         lambda n_classes: ACTINN(n_features=args.genes, n_classes=n_classes),
+        20,
         X[:n_history],
         y[:n_history],
         X[n_history:],
@@ -199,11 +202,12 @@ def cell_case(args: argparse.Namespace) -> Case:
 def densification_cost(case: Case, args: argparse.Namespace) -> None:
     """One batch's CSR-to-dense conversion against one training step on that batch."""
     rng = np.random.default_rng(1)
-    module = case.module(n_classes=20).to(args.device)
+    module = case.module(n_classes=case.n_classes).to(args.device)
     optimizer = torch.optim.SGD(module.parameters(), lr=0.01)
     densify, step = [], []
+    batch = min(case.batch_size + case.replay_size, case.X_history.shape[0])
     for _ in range(30):
-        rows = rng.choice(case.X_history.shape[0], case.batch_size + case.replay_size, replace=False)
+        rows = rng.choice(case.X_history.shape[0], batch, replace=False)
         targets = torch.from_numpy(case.y_history[rows]).to(args.device)
         start = time.perf_counter()
         inputs = dense_rows(case.X_history, rows).to(args.device)
@@ -217,7 +221,7 @@ def densification_cost(case: Case, args: argparse.Namespace) -> None:
         step.append(time.perf_counter() - start)
     densify_ms, step_ms = statistics.median(densify[5:]) * 1e3, statistics.median(step[5:]) * 1e3
     print(
-        f"  one batch of {case.batch_size + case.replay_size} cells: X[rows].toarray() {densify_ms:.2f} ms, "
+        f"  one batch of {batch} cells: X[rows].toarray() {densify_ms:.2f} ms, "
         f"training step {step_ms:.2f} ms: densifying is {densify_ms / (densify_ms + step_ms):.0%} of a step"
     )
 

@@ -1,0 +1,62 @@
+"""Every benchmark script runs end to end at toy sizes (the figures themselves live in docs/benchmarks.md).
+
+Nothing here asserts on timings; the point is that a script a user runs to
+check a claim still works, and that its own consistency checks (e.g. the
+throughput script asserting that skcal and the bare loop did the same work)
+pass.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+TOY_RUNS = {
+    "overhead.py": (
+        ["--history", "300", "--new", "64", "--epochs", "1", "--repeats", "1", "--sizes", "1000,2000"],
+        "ratio of medians",
+    ),
+    "replay_cost.py": (
+        ["--history", "300", "--new", "64", "--epochs", "1", "--repeats", "1", "--sizes", "50,200"],
+        "same set: True",
+    ),
+    "query_throughput.py": (["--pool", "5000", "--repeats", "1", "--diversity-rows", "2000"], "badge"),
+    "soak.py": (["--history", "1000", "--rounds", "4", "--new", "50", "--every", "2"], "last/first median round time"),
+    "throughput.py": (
+        [
+            "--repeats",
+            "1",
+            "--images",
+            "8",
+            "--cells",
+            "100",
+            "--genes",
+            "300",
+            "--detected",
+            "20",
+            "--cell-epochs",
+            "1",
+        ],
+        "densifying is",
+    ),
+}
+
+
+def test_every_benchmark_script_has_a_toy_run():
+    assert sorted(TOY_RUNS) == sorted(path.name for path in BENCHMARKS.glob("*.py"))
+
+
+@pytest.mark.parametrize("script", sorted(TOY_RUNS))
+def test_benchmark_runs_at_toy_size(script):
+    arguments, expected = TOY_RUNS[script]
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--threads", "1", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert expected in done.stdout

@@ -4,8 +4,8 @@ For ResNet-18 (CIFAR form, 3x28x28 images: DermaMNIST's shape) and ACTINN
 (sparse counts shaped like the HCL atlas: ~28k genes, a few percent of them
 detected per cell), two kinds of training are timed, each against a
 hand-written PyTorch loop over the same module doing the same work (same
-optimizer and learning rate, same batch and replay sizes, the same uniform
-replay draws, and the eval forward over the round's points whose logits skcal
+optimizer and learning rate, same batch and replay sizes, uniform replay
+draws without replacement as ER makes them, and the eval forward over the round's points whose logits skcal
 stores):
 
 * the seed round, ``fit``: plain training on the labelled points;

@@ -350,6 +350,12 @@ def summarize(result: BenchmarkResult) -> list:
     return rows
 
 
+def _percent(row: dict, metric: str) -> str:
+    """``mean ± std`` in percent; the mean alone from a single seed, which has no spread."""
+    mean = f"{100 * row[f'{metric}_mean']:.1f}"
+    return mean if row["n_seeds"] < 2 else f"{mean} ± {100 * row[f'{metric}_std']:.1f}"
+
+
 def format_table(summary: list, markdown: bool = False) -> str:
     """Format the paper's appendix-A table: accuracy (mean ± std, %) and speedups per budget.
 
@@ -371,8 +377,8 @@ def format_table(summary: list, markdown: bool = False) -> str:
         rows = [cell[(method, b)] for b in budgets]
         lines.append(
             [DISPLAY_NAMES.get(method, method)]
-            + [f"{100 * r['accuracy_mean']:.1f} ± {100 * r['accuracy_std']:.1f}" for r in rows]
-            + [f"{100 * r['balanced_accuracy_mean']:.1f} ± {100 * r['balanced_accuracy_std']:.1f}" for r in rows]
+            + [_percent(r, "accuracy") for r in rows]
+            + [_percent(r, "balanced_accuracy") for r in rows]
             + [f"{r['time_speedup']:.1f}x" for r in rows]
             + [f"{r['samples_speedup']:.1f}x" for r in rows]
         )

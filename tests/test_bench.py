@@ -49,6 +49,7 @@ def test_cli_quick_run_writes_tables_and_plots(tmp_path, capsys):
     frame = pd.read_csv(out / "rounds.csv")
     assert len(frame) == len(records) and {"accuracy", "cumulative_train_seconds"} <= set(frame.columns)
     assert (out / "table.md").read_text().count("\n") == 2 + 4
+    assert "±" in (out / "table.md").read_text()  # two seeds: mean ± std
 
     for name in ("speedup_vs_accuracy", "forgetting", "entropy_correlation"):
         image = np.asarray(Image.open(out / f"{name}.png").convert("L"))
@@ -68,7 +69,10 @@ def test_speedups_are_ratios_of_cumulative_training_time():
     )
     expected = retrain["cumulative_samples_backpropagated"] / er["cumulative_samples_backpropagated"]
     assert rows["er"]["samples_speedup"] == pytest.approx(expected)
-    assert "CAL-ER" in format_table(summarize(result), markdown=True)
+    table = format_table(summarize(result), markdown=True)
+    er_line = next(line for line in table.splitlines() if line.startswith("| CAL-ER"))
+    assert f"| {100 * rows['er']['accuracy_mean']:.1f} |" in er_line
+    assert "±" not in table  # one seed: no spread to report
 
 
 def test_pbmc68k_loads_as_cells_by_genes():

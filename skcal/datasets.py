@@ -91,10 +91,15 @@ def load_anndata(
     if labels.isna().any():
         raise ValueError(f"{int(labels.isna().sum())} cells have no {label_key!r} label.")
     X = adata.layers[layer] if layer is not None else adata.X
-    X = sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.asarray(X, dtype=np.float32)
+    X = _float32_matrix(X)
     if normalize:
-        X = _normalize_counts(X, target_sum)
+        X = _float32_matrix(_normalize_counts(X, target_sum))
     return X, labels.astype(str).to_numpy()
+
+
+def _float32_matrix(X: Any) -> Any:
+    """``X`` as CSR float32 if sparse, else a float32 ndarray (no copy when it already is one)."""
+    return sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.asarray(X, dtype=np.float32)
 
 
 def _normalize_counts(X: Any, target_sum: float) -> Any:
@@ -107,7 +112,7 @@ def _normalize_counts(X: Any, target_sum: float) -> Any:
     counts = anndata.AnnData(X.copy())
     scanpy.pp.normalize_total(counts, target_sum=target_sum)
     scanpy.pp.log1p(counts)
-    return sp.csr_matrix(counts.X, dtype=np.float32) if sp.issparse(counts.X) else np.asarray(counts.X, np.float32)
+    return counts.X
 
 
 def load_pbmc68k() -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.exceptions import DataConversionWarning
+from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
 
 from ._data import Features, feature_shape, n_rows, to_storage
@@ -142,9 +143,15 @@ def encode_labels(labels: np.ndarray, classes: np.ndarray) -> torch.Tensor:
     Raises
     ------
     ValueError
-        If a label is not in ``classes``; the message names it and says how
-        to declare the label set.
+        If a label is not in ``classes`` (the message names it and says how
+        to declare the label set), or if boolean labels meet non-boolean
+        classes (``True == 1`` would silently train a 10-class model on two).
     """
+    if (labels.dtype.kind == "b") != (classes.dtype.kind == "b"):
+        raise ValueError(
+            f"y has labels of dtype {labels.dtype} but the classes are {classes.tolist()[:10]} "
+            f"(dtype {classes.dtype}); booleans and numbers are not interchangeable labels."
+        )
     if len(classes) > 1 and not np.all(classes[:-1] < classes[1:]):  # grown classes are not sorted
         lookup = {label: index for index, label in enumerate(classes.tolist())}
         unseen = np.array([label not in lookup for label in labels.tolist()], dtype=bool)
@@ -167,3 +174,100 @@ def encode_labels(labels: np.ndarray, classes: np.ndarray) -> torch.Tensor:
             "partial_fit call."
         )
     return torch.from_numpy(positions.astype(np.int64))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_estimator_params(net: Any) -> None:
+    """Check the estimator's own and training parameters before a round changes anything.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter, its value and the accepted range.
+    """
+
+    def fail(name: str, accepted: str) -> None:
+        raise ValueError(f"{name}={getattr(net, name)!r} is not valid: it must be {accepted}.")
+
+    if not (net.replay_size is None or (_is_int(net.replay_size) and net.replay_size >= 0)):
+        fail("replay_size", "a non-negative integer or None")
+    if not (_is_int(net.round_epochs) and net.round_epochs >= 0):
+        fail("round_epochs", "a non-negative integer")
+    if not (_is_int(net.max_epochs) and net.max_epochs >= 0):
+        fail("max_epochs", "a non-negative integer")
+    stop = net.train_accuracy_stop
+    if not (stop is None or (_is_real(stop) and 0 <= stop <= 1)):
+        fail("train_accuracy_stop", "a number in [0, 1] or None")
+    for name in ("scale_lr", "reset_optimizer", "grow_output", "warm_start"):
+        if not isinstance(getattr(net, name), (bool, np.bool_)):
+            fail(name, "True or False")
+    batch_sizes = {"batch_size": net.batch_size}
+    batch_sizes.update(
+        {
+            f"{prefix}__batch_size": value
+            for prefix in ("iterator_train", "iterator_valid")
+            if (value := net.get_params_for(prefix).get("batch_size")) is not None
+        }
+    )
+    for name, value in batch_sizes.items():
+        if not (_is_int(value) and (value >= 1 or value == -1)):
+            raise ValueError(f"{name}={value!r} is not valid: it must be a positive integer, or -1 for one batch.")
+    lr = net.get_params_for("optimizer").get("lr", net.lr)
+    if not (_is_real(lr) and np.isfinite(lr) and lr >= 0):
+        raise ValueError(f"lr={lr!r} is not valid: it must be a non-negative finite number.")
+    try:
+        check_random_state(net.random_state)
+    except ValueError:
+        fail("random_state", "None, an integer or a numpy RandomState")
+    if net.device is not None:
+        try:
+            torch.device(net.device)
+        except (RuntimeError, TypeError):
+            fail("device", "a torch device such as 'cpu' or 'cuda', or None")
+
+
+def feature_names(X: Any) -> np.ndarray | None:
+    """Column names of a pandas DataFrame whose columns are all strings, else None (scikit-learn's rule)."""
+    columns = getattr(X, "columns", None)
+    if columns is None or isinstance(X, torch.Tensor) or not all(isinstance(name, str) for name in columns):
+        return None
+    return np.asarray(columns, dtype=object)
+
+
+def check_feature_names(X: Any, expected: np.ndarray | None) -> None:
+    """Check ``X``'s pandas columns against those seen at the seed round (scikit-learn's convention).
+
+    Raises
+    ------
+    ValueError
+        If the columns differ in names or order; the message names them.
+    """
+    names = feature_names(X)
+    if expected is None:
+        if names is not None and getattr(X, "columns", None) is not None:
+            warnings.warn(
+                "X has feature names, but the estimator was fitted without feature names.", UserWarning, stacklevel=3
+            )
+        return
+    if names is None:
+        warnings.warn(
+            "X does not have valid feature names, but the estimator was fitted with feature names.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return
+    if len(names) != len(expected) or np.any(names != expected):
+        unseen = [name for name in names if name not in set(expected)]
+        missing = [name for name in expected if name not in set(names)]
+        detail = f"unseen {unseen[:5]}, missing {missing[:5]}" if unseen or missing else "same names, other order"
+        raise ValueError(
+            f"The feature names should match those passed at the seed round: {detail}. "
+            f"Expected columns {list(expected)[:10]}."
+        )

@@ -1,17 +1,31 @@
-"""Checkpoints of a campaign: everything a resumed ``ContinualActiveClassifier`` needs.
+r"""Checkpoint files of a campaign: format, integrity and atomic writing.
 
-A checkpoint is one file, ``<directory>/checkpoint.pt``, holding only tensors
-and plain Python values, so it is read with ``torch.load(weights_only=True)``
-and loading it executes no code. It is written to a temporary file, flushed to
-disk and moved into place with ``os.replace``, so a crash while writing leaves
-the previous checkpoint intact. The estimator's configuration is not stored:
-build the estimator with the same parameters, then load (as with skorch's
-``load_params``); a module that does not match is rejected before anything
-changes.
+A checkpoint is one file, ``<directory>/checkpoint.pt``::
+
+    SKCAL-CHECKPOINT 2\n
+    sha256 <64 hex digits of the payload>\n
+    <payload: torch.save of the campaign state>
+
+The payload is :meth:`ContinualActiveClassifier.campaign_state` (tensors and
+plain Python values only), read with ``torch.load(weights_only=True)``, so
+loading executes no code. Before anything is handed to the estimator, the
+checksum must match (any changed byte is caught) and the contents must be
+consistent: every key present, labels inside the class range, one stored
+logit row per point and one logit per class, round ids in order, sparse
+indices inside the matrix. Every failure is a :class:`CheckpointError`, and
+the estimator is left untouched.
+
+The file is written to a temporary file, flushed to disk and moved into place
+with ``os.replace``, so a crash while writing leaves the previous checkpoint
+intact; temporary files an interrupted save left behind are removed by the
+next save. The estimator's configuration is not stored: build the estimator
+with the same parameters, then load (as with skorch's ``load_params``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import pickle
 import tempfile
@@ -21,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from sklearn.exceptions import NotFittedError
 
 from ._version import __version__ as SKCAL_VERSION
 from .history import LabelledHistory
@@ -28,12 +43,17 @@ from .history import LabelledHistory
 if TYPE_CHECKING:
     from .estimator import ContinualActiveClassifier
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 FILENAME = "checkpoint.pt"
+MAGIC = b"SKCAL-CHECKPOINT"
+_TEMPORARY_PREFIX = f".{FILENAME}."
+_TEMPORARY_SUFFIX = ".tmp"
+_KEYS = ("module", "optimizer", "history", "rounds", "classes", "rng", "training_log")
+_ROUND_KEYS = ("round", "strategy", "n_new", "n_history", "epochs", "samples_backpropagated", "train_seconds")
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded: corrupt, of another format, or for another module."""
+    """A checkpoint that cannot be loaded: corrupt, inconsistent, of another format, or for another module."""
 
 
 def _plain(value: Any) -> Any:
@@ -45,10 +65,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (np.generic, np.ndarray)):
         return value.tolist()
     return value
-
-
-def _plain_classes(classes: np.ndarray) -> dict:
-    return {"kind": classes.dtype.kind, "values": classes.tolist()}
 
 
 def save_checkpoint(net: ContinualActiveClassifier, directory: str | Path) -> Path:
@@ -71,28 +87,27 @@ def save_checkpoint(net: ContinualActiveClassifier, directory: str | Path) -> Pa
     sklearn.exceptions.NotFittedError
         Before the seed round.
     """
-    from sklearn.exceptions import NotFittedError
-
-    if not net._has_history():
+    if not net.__sklearn_is_fitted__():
         raise NotFittedError("Nothing to checkpoint yet: fit the seed round first.")
+    state = net.campaign_state()
+    classes = np.asarray(state["classes"])
+    state["classes"] = {"kind": classes.dtype.kind, "values": classes.tolist()}
+    state = {"format": FORMAT_VERSION, "skcal_version": SKCAL_VERSION, **_plain(state)}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    header = MAGIC + b" %d\nsha256 %s\n" % (FORMAT_VERSION, hashlib.sha256(payload).hexdigest().encode())
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {
-        "format": FORMAT_VERSION,
-        "skcal_version": SKCAL_VERSION,
-        "module": {key: value.cpu() for key, value in net.module_.state_dict().items()},
-        "optimizer": net.optimizer_.state_dict(),
-        "history": net.labelled_history_.state(),
-        "rounds": _plain(net.rounds_),
-        "classes": _plain_classes(np.asarray(net.classes_)),
-        "rng": _plain(net.rng_.bit_generator.state),
-        "skorch_history": _plain([dict(epoch) for epoch in net.history]),
-    }
+    for stale in directory.glob(f"{_TEMPORARY_PREFIX}*{_TEMPORARY_SUFFIX}"):
+        stale.unlink(missing_ok=True)
     target = directory / FILENAME
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{FILENAME}.", suffix=".tmp")
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=_TEMPORARY_PREFIX, suffix=_TEMPORARY_SUFFIX)
     try:
         with os.fdopen(handle, "wb") as file:
-            torch.save(state, file)
+            file.write(header)
+            file.write(payload)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, target)
@@ -102,45 +117,125 @@ def save_checkpoint(net: ContinualActiveClassifier, directory: str | Path) -> Pa
     return target
 
 
-def _read(path: Path) -> dict:
+def read_checkpoint(path: str | Path) -> dict:
+    """Read and verify a checkpoint file: its format, checksum and contents.
+
+    Parameters
+    ----------
+    path : str or Path
+        The checkpoint file.
+
+    Returns
+    -------
+    dict
+        The campaign state, ``classes`` as an array and ``history`` as a
+        :class:`~skcal.LabelledHistory` on the CPU.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    CheckpointError
+        Anything else wrong with it.
+    """
+    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No checkpoint at {path}.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, OSError) as error:
-        raise CheckpointError(f"{path} is not a readable skcal checkpoint (truncated or corrupt): {error}") from None
-    if not isinstance(state, dict) or "format" not in state:
-        raise CheckpointError(f"{path} is not an skcal checkpoint.")
-    if state["format"] != FORMAT_VERSION:
+    raw = path.read_bytes()
+    first, _, rest = raw.partition(b"\n")
+    second, _, payload = rest.partition(b"\n")
+    if not first.startswith(MAGIC + b" "):
+        raise CheckpointError(f"{path} is not an skcal checkpoint (format {FORMAT_VERSION}), or its header is corrupt.")
+    if first != MAGIC + b" %d" % FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint format {state['format']} (written by skcal {state.get('skcal_version')}); "
+            f"{path} has checkpoint format {first[len(MAGIC) + 1 :].decode(errors='replace')!r}; "
             f"this skcal ({SKCAL_VERSION}) reads format {FORMAT_VERSION}."
         )
-    return state
+    if second != b"sha256 " + hashlib.sha256(payload).hexdigest().encode():
+        raise CheckpointError(f"{path} is corrupt: its checksum does not match its contents (truncated or corrupt).")
+    try:
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path} is not a readable skcal checkpoint: {error}") from None
+    try:
+        return _checked(state)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+        raise CheckpointError(f"{path} has inconsistent contents: {error}") from None
 
 
-def _check_module(net: ContinualActiveClassifier, saved: dict, path: Path) -> None:
-    current = net.module_.state_dict()
-    missing, unexpected = sorted(set(current) - set(saved)), sorted(set(saved) - set(current))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path} is for a different module: missing {missing[:5]}, unexpected {unexpected[:5]}. "
-            "Build the estimator with the parameters the checkpoint was made with."
-        )
-    shapes = [
-        (key, tuple(saved[key].shape), tuple(value.shape))
-        for key, value in current.items()
-        if tuple(saved[key].shape) != tuple(value.shape)
-    ]
-    if shapes:
-        key, old, new = shapes[0]
-        raise CheckpointError(f"{path} is for a different module: {key} has shape {old} there, {new} here.")
+def _require(condition: Any, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _checked(state: Any) -> dict:
+    """Validate the payload's structure and consistency; return it with classes and history rebuilt."""
+    _require(isinstance(state, dict), "the payload is not a dict")
+    missing = [key for key in _KEYS if key not in state]
+    _require(not missing, f"missing entries {missing}")
+    _require(isinstance(state["module"], dict), "'module' is not a state dict")
+    _require(all(isinstance(value, torch.Tensor) for value in state["module"].values()), "'module' holds non-tensors")
+    optimizer = state["optimizer"]
+    _require(isinstance(optimizer, dict) and {"state", "param_groups"} <= set(optimizer), "'optimizer' is malformed")
+
+    values, kind = state["classes"]["values"], state["classes"]["kind"]
+    _require(isinstance(values, list) and len(values) > 0, "'classes' is empty")
+    classes = np.array(values, dtype=str if kind in "US" else None)
+    _require(classes.ndim == 1 and len(np.unique(classes)) == len(classes), "'classes' has duplicates")
+    n_classes = len(classes)
+
+    history = state["history"]
+    y, logits, rounds = history["y"], history["logits"], history["rounds"]
+    n = len(y)
+    _require(n > 0, "the history is empty")
+    _require(y.dtype == torch.int64 and y.ndim == 1, "history labels are not a 1-D int64 tensor")
+    _require(int(y.min()) >= 0 and int(y.max()) < n_classes, f"history labels outside the {n_classes} classes")
+    _require(
+        logits.ndim == 2 and tuple(logits.shape) == (n, n_classes),
+        f"stored logits have shape {tuple(logits.shape)}, expected ({n}, {n_classes})",
+    )
+    _require(bool(torch.isfinite(logits).all()), "stored logits are not finite")
+    _require(rounds.dtype == torch.int64 and tuple(rounds.shape) == (n,), "round ids do not match the labels")
+    _require(int(rounds[0]) == 0 and bool((rounds.diff() >= 0).all()), "round ids are not in order from 0")
+    records = state["rounds"]
+    _require(isinstance(records, list) and len(records) == int(rounds[-1]) + 1, "'rounds' does not match the history")
+    for position, record in enumerate(records):
+        _require(isinstance(record, dict) and all(key in record for key in _ROUND_KEYS), f"round {position} malformed")
+        _require(record["round"] == position, f"round record {position} has id {record['round']}")
+        _require(int((rounds == position).sum()) == record["n_new"], f"round {position}'s n_new does not match")
+    _check_features(history, n)
+
+    rng = state["rng"]
+    _require(isinstance(rng, dict) and rng.get("bit_generator") == "PCG64", "'rng' is not a PCG64 generator state")
+    np.random.default_rng().bit_generator.state = rng  # raises on a malformed state
+    _require(isinstance(state["training_log"], list), "'training_log' is not a list")
+    _require(all(isinstance(epoch, dict) for epoch in state["training_log"]), "'training_log' holds non-dicts")
+    return {**state, "classes": classes, "history": LabelledHistory.from_state(history)}
+
+
+def _check_features(history: dict, n: int) -> None:
+    features, kind = history["features"], history["kind"]
+    if kind == "sparse":
+        data, indices, indptr = features["data"], features["indices"], features["indptr"]
+        n_features = features["n_features"]
+        _require(isinstance(n_features, int) and n_features > 0, "sparse features have no width")
+        _require(tuple(indptr.shape) == (n + 1,) and int(indptr[0]) == 0, "sparse row pointers do not match")
+        _require(bool((indptr.diff() >= 0).all()) and int(indptr[-1]) == len(data) == len(indices), "bad row pointers")
+        _require(len(indices) == 0 or (int(indices.min()) >= 0 and int(indices.max()) < n_features), "bad indices")
+        _require(bool(torch.isfinite(data).all()), "sparse features are not finite")
+        return
+    arrays = features.values() if kind == "dict" else [features]
+    _require(kind in ("dense", "dict"), f"unknown feature kind {kind!r}")
+    for array in arrays:
+        _require(isinstance(array, torch.Tensor) and len(array) == n, "features do not match the labels")
+        _require(not array.is_floating_point() or bool(torch.isfinite(array).all()), "features are not finite")
 
 
 def load_checkpoint(net: ContinualActiveClassifier, directory: str | Path) -> ContinualActiveClassifier:
     """Restore ``net`` from ``directory/checkpoint.pt``; the next ``partial_fit`` continues the campaign.
 
-    Every check runs before ``net`` changes: on any error it is left as it was.
+    Every check runs before ``net`` changes, and a failure while loading
+    into it restores it: on any error it is left as it was.
 
     Parameters
     ----------
@@ -158,29 +253,17 @@ def load_checkpoint(net: ContinualActiveClassifier, directory: str | Path) -> Co
     FileNotFoundError
         No checkpoint in ``directory``.
     CheckpointError
-        A truncated or corrupt file, another checkpoint format, or another module.
+        A truncated, corrupt or inconsistent file, another checkpoint
+        format, or a module or optimizer that does not match.
     """
     path = Path(directory) / FILENAME
-    state = _read(path)
-    kind, values = state["classes"]["kind"], state["classes"]["values"]
-    classes = np.array(values, dtype=str if kind in "US" else None)
-    history = LabelledHistory.from_state(state["history"], net.device)
-
-    with net._restored_on_failure():
-        # the history and classes first: a module sized from the data is initialised to match them
-        net.labelled_history_, net.fitted_classes_ = history, classes
-        if not net.initialized_:
-            net.initialize()
-        _check_module(net, state["module"], path)
-    net.module_.load_state_dict(state["module"])
-    net.optimizer_.load_state_dict(state["optimizer"])
-    net.rounds_ = list(state["rounds"])
-    net.rng_ = np.random.default_rng()
-    net.rng_.bit_generator.state = state["rng"]
-    net.history.clear()
-    for epoch in state["skorch_history"]:
-        net.history.append(epoch)
+    state = read_checkpoint(path)
+    state["history"].to(net.device if net.device is not None else "cpu")
+    try:
+        net.load_campaign_state(state)
+    except (ValueError, KeyError, RuntimeError, TypeError, IndexError) as error:
+        raise CheckpointError(f"{path} cannot be loaded into this estimator: {error}") from None
     return net
 
 
-__all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CheckpointError", "load_checkpoint", "read_checkpoint", "save_checkpoint"]

@@ -1,14 +1,21 @@
-"""``ContinualActiveClassifier``: a skorch classifier whose ``partial_fit`` is one CAL round."""
+"""``ContinualActiveClassifier``: a skorch classifier whose ``partial_fit`` is one CAL round.
+
+The estimator is skorch's ``NeuralNetClassifier`` through its hooks
+(``get_dataset``, ``get_iterator``, ``train_step_single``, ``infer``,
+``notify``, callbacks) plus scikit-learn's ``fit``/``partial_fit`` API. The
+round itself is a :class:`~skcal.round.Round`; how it trains is the
+strategy's business (:mod:`skcal.replay`); stopping rules are callbacks
+(:mod:`skcal.callbacks`). A round that fails in any way is undone whole with
+an :class:`~skcal.snapshot.EstimatorSnapshot`.
+"""
 
 from __future__ import annotations
 
 import copy
 import inspect
-import math
-import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,20 +27,22 @@ from skorch.dataset import Dataset, unpack_data
 from skorch.utils import is_dataset
 from torch.utils.data import DataLoader
 
-from ._data import (
-    BatchedDataset,
-    BatchIterator,
-    collate_batch,
-    concat_rows,
-    feature_shape,
-    is_batched_dataset,
-    move_to,
-    n_rows,
+from ._data import BatchedDataset, BatchIterator, collate_batch, feature_shape, is_batched_dataset, n_rows
+from ._validation import (
+    check_classes,
+    check_estimator_params,
+    check_feature_names,
+    check_features,
+    check_labels,
+    encode_labels,
+    feature_names,
 )
-from ._validation import check_classes, check_features, check_labels, encode_labels
+from .callbacks import TrainAccuracyStop
 from .embedding import last_linear_layer
 from .history import LabelledHistory
-from .replay import ReplayStrategy, make_strategy
+from .replay import ReplayStrategy, SeedRound, make_strategy
+from .round import Round, RoundStopped
+from .snapshot import EstimatorSnapshot
 
 # Parameters this class adds to skorch's; set_params handles them itself
 # because skorch would treat anything starting with the "replay" prefix as a
@@ -52,43 +61,32 @@ _OWN_PARAMS = frozenset(
 )
 
 
-class _RoundConverged(Exception):
-    """Raised between epochs when the round reached ``train_accuracy_stop``."""
-
-
-class _SeedRound(ReplayStrategy):
-    """The first round (Algorithm 1, lines 3-6): train on the seed set."""
-
-    name = "seed"
-    trains_on_labelled_set = True
-    replays = False
-
-
-@dataclass
-class _RoundState:
-    """Book-keeping of the round in progress."""
-
-    index: int
-    strategy: ReplayStrategy
-    replay_size: int
-    rng: np.random.Generator
-    shuffle_generator: torch.Generator
-    stop_accuracy: float | None
-    epochs: int = 0
-    samples_forwarded: int = 0
-    samples_backpropagated: int = 0
-    # Predictions and labels of the epoch, compared once at its end so a
-    # training step adds a single argmax.
-    epoch_predictions: list = field(default_factory=list)
-    epoch_labels: list = field(default_factory=list)
-    train_accuracy: float = float("nan")
-    saved_lrs: list = field(default_factory=list)
-
-
 def _accuracy_on_encoded(net: ContinualActiveClassifier, X: Any, y: Any) -> float:
     """Accuracy against encoded labels, for skorch's validation scoring."""
     predicted = net.predict_proba(X).argmax(axis=1)
     return float(np.mean(predicted == np.asarray(y)))
+
+
+def reset_parameters(module: torch.nn.Module) -> list[str]:
+    """Call ``reset_parameters()`` on every submodule that has one; return the parameters it missed.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+
+    Returns
+    -------
+    list of str
+        Names of parameters owned by submodules without ``reset_parameters``
+        (they keep their values).
+    """
+    missed = []
+    for prefix, layer in module.named_modules():
+        if callable(getattr(layer, "reset_parameters", None)):
+            layer.reset_parameters()
+        else:
+            missed += [f"{prefix}.{name}" if prefix else name for name, _ in layer.named_parameters(recurse=False)]
+    return missed
 
 
 class ContinualActiveClassifier(NeuralNetClassifier):
@@ -109,6 +107,14 @@ class ContinualActiveClassifier(NeuralNetClassifier):
     ----------
     module : torch.nn.Module class or instance
         The network; it returns logits of shape ``(n_samples, n_classes)``.
+        Every campaign (``fit``, or a first ``partial_fit`` on an
+        uninitialised estimator) starts from fresh weights, drawn under
+        ``random_state``: a class is instantiated, an instance has
+        ``reset_parameters()`` called on each of its submodules (a warning
+        names parameters no ``reset_parameters`` covers). To start from the
+        weights an instance carries (a pretrained network), set
+        ``warm_start=True``, or call ``initialize()``, load the weights and
+        start with ``partial_fit``.
     criterion : torch criterion class, default=torch.nn.CrossEntropyLoss
         The supervised loss ``ℓ`` on logits; ``criterion__*`` sets its arguments.
     train_split : callable or None, default=None
@@ -128,7 +134,10 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         Stop a round that trains on the whole labelled set (the seed round,
         ``retrain`` and ``warmstart``) once an epoch's training accuracy
         reaches this value; ``max_epochs`` caps it. The reference protocol
-        uses 0.99. Replay rounds always run ``round_epochs`` epochs.
+        uses 0.99. Replay rounds always run ``round_epochs`` epochs. The
+        rule is the callback :class:`~skcal.callbacks.TrainAccuracyStop`
+        (``callbacks__accuracy_stop``); skorch's ``EarlyStopping`` composes
+        with it.
     scale_lr : bool, default=False
         In replay rounds, multiply the learning rate by ``(m + m') / m``, as
         the reference code does for SGD.
@@ -158,9 +167,15 @@ class ContinualActiveClassifier(NeuralNetClassifier):
     labelled_history_ : LabelledHistory
         Every labelled point with its encoded label, round id and stored logits.
     rounds_ : list of dict
-        One compute record per round: ``round``, ``strategy``, ``n_new``,
-        ``n_history``, ``epochs``, ``samples_forwarded``,
-        ``samples_backpropagated``, ``train_seconds``, ``train_accuracy``.
+        One compute record per round (:meth:`skcal.round.Round.record`):
+        ``round``, ``strategy``, ``n_new``, ``n_history``, ``epochs``,
+        ``samples_forwarded``, ``samples_backpropagated``, ``train_seconds``,
+        ``train_accuracy``.
+    round_ : Round or None
+        The round being trained (:class:`skcal.round.Round`); None between rounds.
+    feature_names_in_ : ndarray of str
+        Column names of a pandas seed set; later rounds and predictions must
+        have the same columns in the same order.
     classes_ : ndarray
         The labels, sorted; predictions are drawn from them.
     rng_ : numpy.random.Generator
@@ -180,6 +195,8 @@ class ContinualActiveClassifier(NeuralNetClassifier):
     """
 
     prefixes_ = NeuralNetClassifier.prefixes_ + ["replay"]
+    #: The round being trained; None between rounds.
+    round_: Round | None = None
 
     def __init__(
         self,
@@ -207,7 +224,6 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         self.reset_optimizer = reset_optimizer
         self.random_state = random_state
         self.grow_output = grow_output
-        self.round_state_ = None
 
     # -- skorch hooks ------------------------------------------------------
     @property
@@ -218,6 +234,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             ("valid_loss", PassthroughScoring(name="valid_loss")),
             ("valid_acc", EpochScoring(_accuracy_on_encoded, name="valid_acc", lower_is_better=False)),
             ("print_log", PrintLog()),
+            ("accuracy_stop", TrainAccuracyStop()),
         ]
 
     def __sklearn_tags__(self) -> Any:
@@ -225,6 +242,10 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Fitted once a seed round has trained (scikit-learn's ``check_is_fitted`` protocol)."""
+        return getattr(self, "labelled_history_", None) is not None and len(self.labelled_history_) > 0
 
     @property
     def classes_(self) -> np.ndarray:
@@ -263,7 +284,8 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         ``n_features``, ``in_channels`` or ``n_classes`` and they were not set
         as ``module__*`` parameters, the seed round's feature width, image
         channels and label count are passed, so
-        ``ContinualActiveClassifier(skcal.models.MLP)`` needs no sizes.
+        ``ContinualActiveClassifier(skcal.models.MLP)`` needs no sizes. A
+        module instance gets fresh weights unless ``warm_start=True``.
 
         Returns
         -------
@@ -272,24 +294,38 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         kwargs = self.get_params_for("module")
         history = getattr(self, "labelled_history_", None)
         if callable(self.module) and not isinstance(self.module, torch.nn.Module) and history is not None:
-            try:
-                accepted = inspect.signature(self.module).parameters
-            except (TypeError, ValueError):
-                accepted = {}
-            shape = history.feature_shape
-            if "n_features" in accepted and "n_features" not in kwargs and isinstance(shape, tuple) and len(shape) == 1:
-                kwargs["n_features"] = shape[0]
-            if (
-                "in_channels" in accepted
-                and "in_channels" not in kwargs
-                and isinstance(shape, tuple)
-                and len(shape) == 3
-            ):
-                kwargs["in_channels"] = shape[0]  # images: (channels, height, width)
-            if "n_classes" in accepted and "n_classes" not in kwargs and hasattr(self, "fitted_classes_"):
-                kwargs["n_classes"] = len(self.fitted_classes_)
-        self.module_ = self.initialized_instance(self.module, kwargs)
+            kwargs = {**self._sizes_from_data(history.feature_shape), **kwargs}
+        module = self.initialized_instance(self.module, kwargs)
+        if module is self.module and not self.warm_start:
+            self._reset_instance(module)
+        self.module_ = module
         return self
+
+    def _sizes_from_data(self, shape: Any) -> dict:
+        try:
+            accepted = inspect.signature(self.module).parameters
+        except (TypeError, ValueError):
+            return {}
+        sizes = {}
+        if isinstance(shape, tuple) and len(shape) == 1 and "n_features" in accepted:
+            sizes["n_features"] = shape[0]
+        if isinstance(shape, tuple) and len(shape) == 3 and "in_channels" in accepted:
+            sizes["in_channels"] = shape[0]  # images: (channels, height, width)
+        if "n_classes" in accepted and hasattr(self, "fitted_classes_"):
+            sizes["n_classes"] = len(self.fitted_classes_)
+        return sizes
+
+    @staticmethod
+    def _reset_instance(module: torch.nn.Module) -> None:
+        missed = reset_parameters(module)
+        if missed:
+            warnings.warn(
+                f"The module instance's parameters {missed[:5]} belong to submodules without "
+                "reset_parameters(), so a new campaign cannot re-initialise them and they keep their "
+                "current (possibly trained) values. Pass the module's class instead of an instance.",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def get_dataset(self, X: Any, y: Any = None) -> Any:
         """Wrap ``X`` in a :class:`~skcal._data.BatchedDataset` (one gather per batch).
@@ -310,8 +346,8 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         if kwargs["batch_size"] == -1:
             kwargs["batch_size"] = len(dataset)
         if iterator is DataLoader:
-            if training and kwargs.get("shuffle") and self.round_state_ is not None:
-                kwargs.setdefault("generator", self.round_state_.shuffle_generator)
+            if training and kwargs.get("shuffle") and self.round_ is not None:
+                kwargs.setdefault("generator", self.round_.shuffle_generator)
             if is_batched_dataset(dataset):
                 if set(kwargs) <= BatchIterator.accepted:
                     return BatchIterator(dataset, **kwargs)
@@ -343,67 +379,62 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         return y_pred
 
     def train_step_single(self, batch: Any, **fit_params: Any) -> dict:
-        """One gradient computation; in replay rounds, on ``B_current ∪ B_replay``.
+        """One gradient computation, as the round's strategy defines it.
 
-        Rounds that train on the whole labelled set use skorch's own step. In
-        a replay round the strategy chooses ``B_replay`` from the history, the
-        module runs one forward pass over both batches, and the strategy's
-        loss is backpropagated (Algorithm 2, lines 4-6).
+        Outside a round (plain skorch use) this is skorch's own step.
         """
-        state = self.round_state_
-        if state is None or state.strategy.trains_on_labelled_set:
-            step = super().train_step_single(batch, **fit_params)
-            if state is not None:
-                self._count_step(state, step["loss"], step["y_pred"], batch[1])
-            return step
-
+        if self.round_ is None:
+            return super().train_step_single(batch, **fit_params)
         if not self.module_.training:
             self._set_training(True)
-        X_current, y_current = unpack_data(batch)
-        X_current = move_to(X_current, self.device)
-        y_current = y_current.to(self.device)
-        strategy, history = state.strategy, self.labelled_history_
-        replay = None
-        if strategy.replays and state.replay_size > 0 and len(history) > 0:
-            chosen = strategy.select_replay(self, X_current, y_current, history, state.replay_size, state.rng)
-            replay = history.batch(chosen)
-        inputs = X_current if replay is None else concat_rows(X_current, replay.X)
-        outputs = self.infer(inputs, **fit_params)
-        y_pred = outputs[: len(y_current)]
-        replay_pred = None if replay is None else outputs[len(y_current) :]
-        loss = strategy.loss(self, y_pred, y_current, replay_pred, replay)
-        self._count_step(state, loss, outputs, y_current if replay is None else (y_current, replay.y))
-        loss.backward()
-        return {"loss": loss, "y_pred": y_pred}
+        return self.round_.strategy.train_step(self, batch, **fit_params)
 
-    def on_epoch_begin(self, net: Any, dataset_train: Any = None, dataset_valid: Any = None, **kwargs: Any) -> None:
-        """Stop the round before a new epoch if ``train_accuracy_stop`` was reached."""
-        state = self.round_state_
-        if (
-            state is not None
-            and state.stop_accuracy is not None
-            and state.epochs > 0
-            and state.train_accuracy >= state.stop_accuracy
-        ):
-            raise _RoundConverged
-        super().on_epoch_begin(net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs)
+    def supervised_step(self, batch: Any, **fit_params: Any) -> dict:
+        """Skorch's own training step on ``batch``, counted in the round.
+
+        The step of rounds that train on the whole labelled set.
+
+        Parameters
+        ----------
+        batch : tuple
+            ``(X, y)`` from the training iterator.
+        **fit_params : dict
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        dict
+            ``loss`` and ``y_pred``.
+        """
+        step = super().train_step_single(batch, **fit_params)
+        labels = unpack_data(batch)[1]
+        self.round_.count_step(step["loss"], step["y_pred"], labels, n_new=len(labels))
+        return step
+
+    def notify(self, method_name: str, **cb_kwargs: Any) -> None:
+        """Call the callbacks; a ``KeyboardInterrupt`` from ``on_epoch_end`` ends the round.
+
+        That is skorch's convention for a callback that stops training (its
+        ``EarlyStopping`` does it); an interrupt anywhere else fails the round.
+        """
+        try:
+            super().notify(method_name, **cb_kwargs)
+        except KeyboardInterrupt:
+            if self.round_ is not None and method_name == "on_epoch_end":
+                raise RoundStopped from None
+            raise
 
     def on_epoch_end(self, net: Any, dataset_train: Any = None, dataset_valid: Any = None, **kwargs: Any) -> None:
         """Record the epoch's training accuracy as ``train_acc`` in skorch's history."""
         super().on_epoch_end(net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs)
-        state = self.round_state_
-        if state is not None and state.epoch_labels:
-            predictions, labels = torch.cat(state.epoch_predictions), torch.cat(state.epoch_labels)
-            state.epochs += 1
-            state.train_accuracy = (predictions == labels.to(predictions.device)).float().mean().item()
-            state.epoch_predictions, state.epoch_labels = [], []
-            self.history.record("train_acc", state.train_accuracy)
+        if self.round_ is not None and self.round_.end_epoch():
+            self.history.record("train_acc", self.round_.train_accuracy)
 
     def count_samples(self, forwarded: int = 0, backpropagated: int = 0) -> None:
         """Add work a strategy did beyond the training step to the round's record.
 
-        Replay methods that score candidates (MIR, SDS2) call this so that
-        ``rounds_`` counts every sample that went through the module.
+        Replay methods that score candidates (MIR, SDS2) count it so that
+        ``rounds_`` has every sample that went through the module.
 
         Parameters
         ----------
@@ -412,10 +443,143 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         backpropagated : int, default=0
             Samples whose loss was backpropagated.
         """
-        state = self.round_state_
-        if state is not None:
-            state.samples_forwarded += int(forwarded)
-            state.samples_backpropagated += int(backpropagated)
+        if self.round_ is not None:
+            self.round_.count(forwarded, backpropagated)
+
+    def training_batch_size(self) -> int:
+        """``m``, the number of new points in a training minibatch.
+
+        Returns
+        -------
+        int
+        """
+        return self.get_params_for("iterator_train").get("batch_size", self.batch_size)
+
+    def reinitialize_module(self) -> None:
+        """Fresh random weights (a new module, or reset parameters of an instance), criterion and optimizer."""
+        previous = self.module_
+        self.initialize_module()
+        if self.module_ is previous:  # an instance kept with warm_start=True: standard AL still starts afresh
+            self._reset_instance(self.module_)
+        self.initialize_criterion()
+        self.initialize_optimizer()
+
+    # -- public API --------------------------------------------------------
+    def fit(self, X: Any, y: Any, **fit_params: Any) -> ContinualActiveClassifier:
+        """Train from scratch on ``(X, y)``, the seed round; the history becomes exactly ``(X, y)``.
+
+        The module is re-initialised unless ``warm_start=True``, as in skorch.
+        If the round fails, the estimator is left exactly as it was.
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
+            The seed set's features.
+        y : array-like of shape (n_samples,)
+            Its labels (strings or integers).
+        **fit_params : dict
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        self
+        """
+        check_estimator_params(self)
+        classes = check_classes(self.classes) if self.classes is not None else None
+        self._seed_round(X, y, classes, reinitialize=not (self.warm_start and self.initialized_), **fit_params)
+        return self
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None, **fit_params: Any) -> ContinualActiveClassifier:
+        """Run one active-learning round on newly labelled points.
+
+        Before any training this is the seed round (like :meth:`fit`, but an
+        already initialised module, e.g. with loaded weights, is kept).
+        Afterwards the ``replay`` strategy trains on ``(X, y)`` and the
+        history, then ``(X, y)`` join the history. Parameters and input are
+        checked before anything changes; if the round fails (an exception,
+        a NaN loss, an interrupt), everything is restored as it was: weights,
+        optimizer state, learning rates, ``rng_``, the history, ``rounds_``,
+        skorch's training log and ``classes_``, so retrying the round gives
+        the result an uninterrupted run would have.
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
+            The newly labelled points, with the feature shape of earlier rounds.
+        y : array-like of shape (n_samples,)
+            Their labels; each must be one of ``classes_``.
+        classes : array-like, optional
+            The full label set; only on the first call, as in scikit-learn.
+        **fit_params : dict
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        self
+        """
+        check_estimator_params(self)
+        if not self.__sklearn_is_fitted__():
+            declared = classes if classes is not None else self.classes
+            declared = check_classes(declared) if declared is not None else None
+            self._seed_round(X, y, declared, reinitialize=not self.initialized_, **fit_params)
+            return self
+        if classes is not None and not np.array_equal(check_classes(classes), self.classes_):
+            raise ValueError(
+                f"classes={list(classes)!r} differs from the classes fixed by the first call, {self.classes_.tolist()}."
+            )
+        history = self.labelled_history_
+        check_feature_names(X, getattr(self, "feature_names_in_", None))
+        data = check_features(X, history.feature_shape, history.is_sparse)
+        raw_labels = check_labels(y, n_rows(data))
+        strategy = make_strategy(self.replay, self.get_params_for("replay"))
+        new_labels = self._unseen_labels(raw_labels) if self.grow_output else []
+        if not len(new_labels):
+            labels = encode_labels(raw_labels, self.classes_)
+        with self._rolled_back_on_failure():
+            if len(new_labels):
+                self._grow_output_layer(new_labels)
+                labels = encode_labels(raw_labels, self.classes_)
+            self._train_round(strategy, data, labels, **fit_params)
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities for ``X``, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor, scipy.sparse matrix, dict of arrays or Dataset
+            The points to classify, with the training data's feature shape.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+
+        Raises
+        ------
+        ValueError, TypeError
+            For NaN or infinity, a dtype skcal cannot use, or a feature shape
+            (or pandas columns) different from the training data's.
+        """
+        if self.__sklearn_is_fitted__() and not is_dataset(X):
+            history = self.labelled_history_
+            check_feature_names(X, getattr(self, "feature_names_in_", None))
+            X = check_features(X, history.feature_shape, expected_sparse=None)
+        return super().predict_proba(X)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted labels (from ``classes_``) for ``X``.
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
+            The points to classify.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        best = self.predict_proba(X).argmax(axis=1)
+        return self.classes_[best]
 
     def save_checkpoint(self, directory: Any) -> Any:
         """Write the campaign state (module, optimizer, history, ``rounds_``, RNG) atomically.
@@ -451,142 +615,103 @@ class ContinualActiveClassifier(NeuralNetClassifier):
 
         return load_checkpoint(self, directory)
 
-    # -- public API --------------------------------------------------------
-    def fit(self, X: Any, y: Any, **fit_params: Any) -> ContinualActiveClassifier:
-        """Train from scratch on ``(X, y)``, the seed round; the history becomes exactly ``(X, y)``.
+    def campaign_state(self) -> dict:
+        """Return the campaign as tensors and plain values: what a checkpoint stores.
 
-        The module is re-initialised unless ``warm_start=True``, as in skorch.
+        Returns
+        -------
+        dict
+            ``module``, ``optimizer`` (state dicts), ``history``
+            (:meth:`LabelledHistory.state`), ``rounds``, ``classes``, ``rng``
+            (the generator's state) and ``training_log`` (skorch's history).
+        """
+        return {
+            "module": {key: value.cpu() for key, value in self.module_.state_dict().items()},
+            "optimizer": self.optimizer_.state_dict(),
+            "history": self.labelled_history_.state(),
+            "rounds": [dict(record) for record in self.rounds_],
+            "classes": np.asarray(self.classes_),
+            "rng": self.rng_.bit_generator.state,
+            "training_log": [dict(epoch) for epoch in self.history],
+        }
+
+    def load_campaign_state(self, state: dict) -> ContinualActiveClassifier:
+        """Continue the campaign in ``state`` (from :meth:`campaign_state`); nothing changes if it fails.
+
+        The module is initialised if needed (sized from the stored history
+        and classes, with the output grown if ``grow_output`` added classes),
+        then the weights, optimizer state, history, ``rounds_``, ``rng_`` and
+        skorch's training log are replaced.
 
         Parameters
         ----------
-        X : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
-            The seed set's features.
-        y : array-like of shape (n_samples,)
-            Its labels (strings or integers).
-        **fit_params : dict
-            Passed to the module's ``forward``.
+        state : dict
+            As :meth:`campaign_state` returns it, with ``history`` already a
+            :class:`LabelledHistory` and ``classes`` an array.
 
         Returns
         -------
         self
-        """
-        classes = check_classes(self.classes) if self.classes is not None else None
-        self._seed_round(X, y, classes, reinitialize=not (self.warm_start and self.initialized_), **fit_params)
-        return self
-
-    def partial_fit(self, X: Any, y: Any, classes: Any = None, **fit_params: Any) -> ContinualActiveClassifier:
-        """Run one active-learning round on newly labelled points.
-
-        Before any training this is the seed round (like :meth:`fit`, but an
-        already initialised module, e.g. with loaded weights, is kept).
-        Afterwards the ``replay`` strategy trains on ``(X, y)`` and the
-        history, then ``(X, y)`` join the history. If the round fails (an
-        exception, a NaN loss, an interrupt), the history and ``rounds_``
-        are left as they were.
-
-        Parameters
-        ----------
-        X : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
-            The newly labelled points, with the feature shape of earlier rounds.
-        y : array-like of shape (n_samples,)
-            Their labels; each must be one of ``classes_``.
-        classes : array-like, optional
-            The full label set; only on the first call, as in scikit-learn.
-        **fit_params : dict
-            Passed to the module's ``forward``.
-
-        Returns
-        -------
-        self
-        """
-        if not self._has_history():
-            declared = classes if classes is not None else self.classes
-            declared = check_classes(declared) if declared is not None else None
-            self._seed_round(X, y, declared, reinitialize=not self.initialized_, **fit_params)
-            return self
-        if classes is not None and not np.array_equal(check_classes(classes), self.classes_):
-            raise ValueError(
-                f"classes={list(classes)!r} differs from the classes fixed by the first call, {self.classes_.tolist()}."
-            )
-        history = self.labelled_history_
-        data = check_features(X, history.feature_shape, history.is_sparse)
-        raw_labels = check_labels(y, n_rows(data))
-        strategy = make_strategy(self.replay, self.get_params_for("replay"))
-        new_labels = self._unseen_labels(raw_labels) if self.grow_output else []
-        if len(new_labels):
-            self._grow_output_layer(new_labels)
-        labels = encode_labels(raw_labels, self.classes_)
-        self._run_round(strategy, data, labels, **fit_params)
-        return self
-
-    def _unseen_labels(self, labels: np.ndarray) -> np.ndarray:
-        known = set(self.classes_.tolist())
-        return np.array(sorted({label for label in labels.tolist() if label not in known}))
-
-    def _grow_output_layer(self, new_labels: np.ndarray) -> None:
-        """Add one output unit per new label to the module's last Linear layer."""
-        layer = last_linear_layer(self.module_)
-        if layer is None or layer.out_features != len(self.classes_):
-            raise ValueError(
-                f"grow_output needs the module's last torch.nn.Linear layer to emit one logit per class "
-                f"({len(self.classes_)}); found {layer!r}. Declare every label with classes= instead."
-            )
-        grown = torch.nn.Linear(layer.in_features, layer.out_features + len(new_labels), bias=layer.bias is not None)
-        grown = grown.to(device=layer.weight.device, dtype=layer.weight.dtype)
-        with torch.no_grad():
-            grown.weight[: layer.out_features] = layer.weight
-            if layer.bias is not None:
-                grown.bias[: layer.out_features] = layer.bias
-        name = next(name for name, module in self.module_.named_modules() if module is layer)
-        parent, _, attribute = name.rpartition(".")
-        setattr(self.module_.get_submodule(parent) if parent else self.module_, attribute, grown)
-        self.fitted_classes_ = np.concatenate([self.classes_, new_labels])
-        self.labelled_history_.widen_logits(len(self.fitted_classes_))
-        self._initialize_optimizer()
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities for ``X``, columns in the order of ``classes_``.
-
-        Parameters
-        ----------
-        X : array-like, torch.Tensor, scipy.sparse matrix, dict of arrays or Dataset
-            The points to classify, with the training data's feature shape.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_classes)
 
         Raises
         ------
-        ValueError, TypeError
-            For NaN or infinity, a dtype skcal cannot use, or a feature shape
-            different from the training data's.
+        ValueError
+            If the module or optimizer does not match the state (the message
+            names the first mismatch).
         """
-        if self._has_history() and not is_dataset(X):
-            history = self.labelled_history_
-            X = check_features(X, history.feature_shape, expected_sparse=None)
-        return super().predict_proba(X)
+        with self._rolled_back_on_failure():
+            self.labelled_history_, self.fitted_classes_ = state["history"], np.asarray(state["classes"])
+            if not self.initialized_:
+                self.initialize()
+            layer = last_linear_layer(self.module_)
+            if self.grow_output and layer is not None and layer.out_features < len(self.fitted_classes_):
+                extra = len(self.fitted_classes_) - layer.out_features
+                self._replace_output_layer(extra)
+            self._check_module_state(state["module"])
+            self.module_.load_state_dict(state["module"])
+            self.initialize_optimizer()
+            self.optimizer_.load_state_dict(state["optimizer"])
+            self.rounds_ = [dict(record) for record in state["rounds"]]
+            rng = np.random.default_rng()
+            rng.bit_generator.state = state["rng"]
+            self.rng_ = rng
+            self.history.clear()
+            for epoch in state["training_log"]:
+                self.history.append(dict(epoch))
+        return self
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Predicted labels (from ``classes_``) for ``X``.
-
-        Parameters
-        ----------
-        X : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
-            The points to classify.
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-        """
-        best = self.predict_proba(X).argmax(axis=1)
-        return self.classes_[best]
+    def _check_module_state(self, saved: dict) -> None:
+        current = self.module_.state_dict()
+        missing, unexpected = sorted(set(current) - set(saved)), sorted(set(saved) - set(current))
+        if missing or unexpected:
+            raise ValueError(
+                f"the state is for a different module: missing {missing[:5]}, unexpected {unexpected[:5]}. "
+                "Build the estimator with the parameters the checkpoint was made with."
+            )
+        for key, value in current.items():
+            if tuple(saved[key].shape) != tuple(value.shape):
+                raise ValueError(
+                    f"the state is for a different module: {key} has shape {tuple(saved[key].shape)} there, "
+                    f"{tuple(value.shape)} here."
+                )
 
     # -- rounds ------------------------------------------------------------
-    def _has_history(self) -> bool:
-        return getattr(self, "labelled_history_", None) is not None and len(self.labelled_history_) > 0
+    @contextmanager
+    def _rolled_back_on_failure(self) -> Iterator[None]:
+        """Undo everything the block changes if it raises; the original exception propagates."""
+        snapshot = EstimatorSnapshot(self)
+        try:
+            yield
+        except BaseException as error:
+            try:
+                snapshot.restore(self)
+            except Exception as restore_error:  # never let the rollback hide the original error
+                if hasattr(error, "add_note"):
+                    error.add_note(f"Restoring the estimator after this error failed too: {restore_error!r}")
+            raise
 
     def _seed_round(self, X: Any, y: Any, classes: np.ndarray | None, reinitialize: bool, **fit_params: Any) -> None:
+        names = feature_names(X)
         data = check_features(X)
         labels = check_labels(y, n_rows(data))
         shape = feature_shape(data)
@@ -596,116 +721,75 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             except TypeError:
                 raise ValueError("y mixes label types that cannot be sorted, e.g. strings and numbers.") from None
         encoded = encode_labels(labels, classes)
-        make_strategy(self.replay, self.get_params_for("replay"))  # fail now on a bad replay=
+        make_strategy(self.replay, self.get_params_for("replay"))  # fail now on a bad replay= or replay__*
 
-        with self._restored_on_failure():  # a seed round that fails leaves the previous campaign
+        with self._rolled_back_on_failure():  # a seed round that fails leaves the previous campaign
             self.fitted_classes_ = classes
+            for attribute in ("n_features_in_", "feature_names_in_"):
+                self.__dict__.pop(attribute, None)
             if isinstance(shape, tuple) and len(shape) == 1:
                 self.n_features_in_ = shape[0]
+            if names is not None:
+                self.feature_names_in_ = names
             seed = None if self.random_state is None else check_random_state(self.random_state).randint(2**31 - 1)
             self.rng_ = np.random.default_rng(seed)
-            self.labelled_history_ = LabelledHistory(self.device)
+            self.labelled_history_ = LabelledHistory(self._training_device())
             self.rounds_ = []
-            self._run_round(_SeedRound(), data, encoded, reinitialize_all=reinitialize, **fit_params)
+            self._train_round(SeedRound(reinitialize=reinitialize), data, encoded, **fit_params)
 
-    @contextmanager
-    def _restored_on_failure(self) -> Iterator[None]:
-        """Undo everything the block changes on the estimator if it raises.
+    def _training_device(self) -> torch.device:
+        return torch.device("cpu" if self.device is None else self.device)
 
-        Attributes are restored as they were, and so are the module's weights
-        and skorch's training log, which are changed in place.
-        """
-        attributes = dict(self.__dict__)
-        training_log = list(self.history_) if self.history_ is not None else None
-        weights = copy.deepcopy(self.module_.state_dict()) if self.initialized_ else None
-        try:
-            yield
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(attributes)
-            if weights is not None:
-                self.module_.load_state_dict(weights)
-            if training_log is not None:
-                self.history_[:] = training_log
-            raise
-
-    def _run_round(
-        self, strategy: ReplayStrategy, X: Any, y: torch.Tensor, reinitialize_all: bool = False, **fit_params: Any
-    ) -> None:
-        history = self.labelled_history_
-        if history.device != torch.device(self.device):
-            history.to(self.device)
-        n_history = len(history)
+    def _train_round(self, strategy: ReplayStrategy, X: Any, y: torch.Tensor, **fit_params: Any) -> None:
+        """Train one round with ``strategy``, then commit the new points and the round's record."""
+        history, device = self.labelled_history_, self._training_device()
+        if history.device != device:
+            history.to(device)
+        round_ = Round(
+            index=len(self.rounds_),
+            strategy=strategy,
+            n_new=n_rows(X),
+            n_history=len(history),
+            replay_size=self._replay_size(),
+            seed=int(self.rng_.integers(2**62)),
+            stop_accuracy=strategy.stop_accuracy(self),
+        )
         history.stage(X, y)
-        try:
-            with self._round(strategy) as state:
-                started = time.perf_counter()
-                if reinitialize_all:
-                    self.initialize()
-                elif strategy.reinitializes:
-                    self._reinitialize_module()
-                elif self.reset_optimizer:
-                    self._initialize_optimizer()
-                self._check_criterion()
-                self._scale_learning_rate(state)
-                strategy.begin_round(self, history, history.n_staged)
-                if strategy.trains_on_labelled_set:
-                    X_train, y_train, epochs = history.labelled_X, history.labelled_y, self.max_epochs
-                else:
-                    X_train, y_train, epochs = history.staged_X, history.staged_y, self.round_epochs
+        with self._in_round(round_):
+            round_.start_clock()
+            strategy.prepare_model(self)
+            self._check_criterion()
+            round_.scale_learning_rate(self.optimizer_, strategy.learning_rate_factor(self))
+            try:
+                strategy.begin_round(self, history, round_.n_new)
+                X_train, y_train = strategy.training_data(history)
                 self.notify("on_train_begin", X=X_train, y=y_train)
                 try:
-                    self.fit_loop(X_train, y_train, epochs=epochs, **fit_params)
-                except _RoundConverged:
+                    self.fit_loop(X_train, y_train, epochs=strategy.n_epochs(self), **fit_params)
+                except RoundStopped:
                     pass
                 self.notify("on_train_end", X=X_train, y=y_train)
                 logits = self._logits(history.staged_X, device=history.device)
-                state.samples_forwarded += history.n_staged
-                if torch.device(self.device).type == "cuda":
-                    torch.cuda.synchronize(self.device)
-                seconds = time.perf_counter() - started
-            history.commit(logits, state.index)
-        except BaseException:
-            history.discard()
-            raise
-        self.rounds_.append(
-            {
-                "round": state.index,
-                "strategy": strategy.name or type(strategy).__name__,
-                "n_new": n_rows(X),
-                "n_history": n_history,
-                "epochs": state.epochs,
-                "samples_forwarded": state.samples_forwarded,
-                "samples_backpropagated": state.samples_backpropagated,
-                "train_seconds": seconds,
-                "train_accuracy": state.train_accuracy,
-            }
-        )
+                round_.count(forwarded=round_.n_new)
+                round_.stop_clock(device)
+            finally:
+                round_.restore_learning_rate(self.optimizer_)
+        history.commit(logits, round_.index)
+        self.rounds_.append(round_.record())
 
     @contextmanager
-    def _round(self, strategy: ReplayStrategy) -> Iterator[_RoundState]:
-        """Set up the round's state and, with ``random_state``, a private torch RNG."""
-        seed = int(self.rng_.integers(2**62))
-        device = torch.device(self.device)
+    def _in_round(self, round_: Round) -> Iterator[Round]:
+        """Make ``round_`` current and, with ``random_state``, run it on a private torch RNG."""
+        device = self._training_device()
         cuda = [device] if device.type == "cuda" else []
-        state = _RoundState(
-            index=len(self.rounds_),
-            strategy=strategy,
-            replay_size=self._replay_size(),
-            rng=np.random.default_rng(seed),
-            shuffle_generator=torch.Generator().manual_seed(seed),
-            stop_accuracy=self.train_accuracy_stop if strategy.trains_on_labelled_set else None,
-        )
         with torch.random.fork_rng(devices=cuda, enabled=self.random_state is not None):
             if self.random_state is not None:
-                torch.manual_seed(seed)
-            self.round_state_ = state
+                torch.manual_seed(round_.seed)
+            self.round_ = round_
             try:
-                yield state
+                yield round_
             finally:
-                self.round_state_ = None
-                for group, lr in zip(getattr(self.optimizer_, "param_groups", []), state.saved_lrs, strict=False):
-                    group["lr"] = lr
+                self.round_ = None
 
     def _logits(self, X: Any, device: Any) -> torch.Tensor:
         """Compute module outputs for ``X`` in eval mode, batched like prediction.
@@ -718,34 +802,8 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             batches = self.get_iterator(self.get_dataset(X), training=False)
             return torch.cat([self.infer(Xb).to(device) for Xb, _ in batches])
 
-    def _batch_size(self) -> int:
-        return self.get_params_for("iterator_train").get("batch_size", self.batch_size)
-
     def _replay_size(self) -> int:
-        size = self._batch_size() if self.replay_size is None else self.replay_size
-        if not isinstance(size, (int, np.integer)) or size < 0:
-            raise ValueError(f"replay_size must be a non-negative integer or None; got {self.replay_size!r}.")
-        return int(size)
-
-    def _scale_learning_rate(self, state: _RoundState) -> None:
-        """In replay rounds with ``scale_lr``, use ``lr * (m + m') / m`` for this round."""
-        groups = self.optimizer_.param_groups
-        state.saved_lrs = [group["lr"] for group in groups]
-        if self.scale_lr and state.strategy.replays and not state.strategy.trains_on_labelled_set:
-            m = self._batch_size()
-            for group in groups:
-                group["lr"] = group["lr"] * (m + state.replay_size) / m
-
-    def _reinitialize_module(self) -> None:
-        """Fresh random weights: a new module, or ``reset_parameters`` on a module instance."""
-        previous = self.module_
-        self._initialize_module()
-        if self.module_ is previous:
-            for layer in self.module_.modules():
-                if hasattr(layer, "reset_parameters"):
-                    layer.reset_parameters()
-        self._initialize_criterion()
-        self._initialize_optimizer()
+        return int(self.training_batch_size() if self.replay_size is None else self.replay_size)
 
     def _check_criterion(self) -> None:
         if isinstance(self.criterion_, torch.nn.NLLLoss):
@@ -754,14 +812,38 @@ class ContinualActiveClassifier(NeuralNetClassifier):
                 "logits (CrossEntropyLoss); NLLLoss on probabilities is not supported."
             )
 
-    def _count_step(self, state: _RoundState, loss: torch.Tensor, outputs: torch.Tensor, labels: Any) -> None:
-        value = loss.item()  # skorch reads it right after the step anyway
-        if not math.isfinite(value):
-            raise FloatingPointError(
-                f"Round {state.index}, epoch {state.epochs + 1}: the loss is {value}; "
-                "training diverged (try a lower learning rate)."
+    # -- labels first seen in a later round (grow_output) ------------------
+    def _unseen_labels(self, labels: np.ndarray) -> np.ndarray:
+        known = set(self.classes_.tolist())
+        return np.array(sorted({label for label in labels.tolist() if label not in known}))
+
+    def _grow_output_layer(self, new_labels: np.ndarray) -> None:
+        """Add one output unit per new label to the module's last Linear layer."""
+        layer = last_linear_layer(self.module_)
+        if layer is None or layer.out_features != len(self.classes_):
+            raise ValueError(
+                f"grow_output needs the module's last torch.nn.Linear layer to emit one logit per class "
+                f"({len(self.classes_)}); found {layer!r}. Declare every label with classes= instead."
             )
-        state.epoch_predictions.append(outputs.detach().argmax(dim=1))
-        state.epoch_labels.extend(labels if isinstance(labels, tuple) else (labels,))
-        state.samples_forwarded += len(outputs)
-        state.samples_backpropagated += len(outputs)
+        self._replace_output_layer(len(new_labels))
+        self.fitted_classes_ = np.concatenate([self.classes_, new_labels])
+        self.labelled_history_.widen_logits(len(self.fitted_classes_))
+        self.initialize_optimizer()
+
+    def _replace_output_layer(self, extra: int) -> None:
+        """Give a copy of the module ``extra`` more outputs, old weights kept; the copy becomes ``module_``.
+
+        A copy, so that a failed round can put the old module back untouched.
+        """
+        module = copy.deepcopy(self.module_)
+        layer = last_linear_layer(module)
+        grown = torch.nn.Linear(layer.in_features, layer.out_features + extra, bias=layer.bias is not None)
+        grown = grown.to(device=layer.weight.device, dtype=layer.weight.dtype)
+        with torch.no_grad():
+            grown.weight[: layer.out_features] = layer.weight
+            if layer.bias is not None:
+                grown.bias[: layer.out_features] = layer.bias
+        name = next(name for name, submodule in module.named_modules() if submodule is layer)
+        parent, _, attribute = name.rpartition(".")
+        setattr(module.get_submodule(parent) if parent else module, attribute, grown)
+        self.module_ = module

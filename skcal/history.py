@@ -280,6 +280,21 @@ class LabelledHistory:
         """Drop the staged points; the history is as before :meth:`stage`."""
         self.n_staged = 0
 
+    def mark(self) -> tuple:
+        """Return a marker of the committed state, for :meth:`rollback`; ``O(1)``.
+
+        Rows past the committed ones are never read, and committed rows are
+        never overwritten, so the marker needs no copy of the data.
+        """
+        return (self._n, self._logits, self.device)
+
+    def rollback(self, mark: tuple) -> None:
+        """Return to the state of :meth:`mark`, dropping rounds staged or committed since."""
+        self._n, self._logits, device = mark
+        self.n_staged = 0
+        if device != self.device:
+            self.to(device)
+
     def to(self, device: Any) -> LabelledHistory:
         """Move dense storage to ``device`` (in place) and return self."""
         self.device = torch.device(device)

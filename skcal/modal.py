@@ -24,6 +24,12 @@ from ._data import select_rows
 from .estimator import ContinualActiveClassifier
 
 
+def _read_only(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 class ContinualActiveLearner(ActiveLearner):
     """A modAL ``ActiveLearner`` that trains with continual learning between queries.
 
@@ -45,7 +51,8 @@ class ContinualActiveLearner(ActiveLearner):
     Attributes
     ----------
     X_training : ndarray, scipy.sparse matrix or dict
-        All labelled points (a view of the history for dense CPU data).
+        All labelled points: a read-only view of the history (writing to it
+        would corrupt the replay memory).
     y_training : ndarray
         Their labels.
     """
@@ -79,19 +86,21 @@ class ContinualActiveLearner(ActiveLearner):
     @property
     def X_training(self) -> Any:
         """All labelled points so far, or None before the seed set."""
-        if not self.estimator._has_history():
+        if not self.estimator.__sklearn_is_fitted__():
             return None
         X = self.estimator.labelled_history_.X
         if sp.issparse(X):
+            for array in (X.data, X.indices, X.indptr):
+                array.flags.writeable = False
             return X
         if isinstance(X, dict):
-            return {key: value.cpu().numpy() for key, value in X.items()}
-        return X.cpu().numpy()
+            return {key: _read_only(value.cpu().numpy()) for key, value in X.items()}
+        return _read_only(X.cpu().numpy())
 
     @property
     def y_training(self) -> np.ndarray | None:
         """Labels of all labelled points so far, or None before the seed set."""
-        if not self.estimator._has_history():
+        if not self.estimator.__sklearn_is_fitted__():
             return None
         return self.estimator.classes_[self.estimator.labelled_history_.y.cpu().numpy()]
 
@@ -137,7 +146,7 @@ class ContinualActiveLearner(ActiveLearner):
             If there is no labelled data yet: fit a seed set first.
         """
         self._reject_bootstrap(bootstrap)
-        if not self.estimator._has_history():
+        if not self.estimator.__sklearn_is_fitted__():
             raise NotFittedError(
                 "teach() was called before any training data: pass X_training/y_training to "
                 "ContinualActiveLearner or call fit(X_seed, y_seed) first."
@@ -153,7 +162,7 @@ class ContinualActiveLearner(ActiveLearner):
             Before the seed set is fitted (modAL would silently score every
             point as equally uncertain).
         """
-        if not self.estimator._has_history():
+        if not self.estimator.__sklearn_is_fitted__():
             raise NotFittedError("query() was called before any training: fit a seed set first.")
         result = self.query_strategy(self, X_pool, *query_args, **query_kwargs)
         if isinstance(result, tuple):  # an old-style modAL strategy that returns the instances itself

@@ -188,7 +188,7 @@ def test_train_accuracy_stop_ends_full_pool_rounds_early(digits):
     for record in net.rounds_:
         assert record["epochs"] < 200
         assert record["train_accuracy"] >= 0.9
-    net = make_net(max_epochs=4, train_accuracy_stop=1.01).fit(X[:200], y[:200])
+    net = make_net(max_epochs=4, train_accuracy_stop=None).fit(X[:200], y[:200])
     assert net.rounds_[0]["epochs"] == 4
 
 

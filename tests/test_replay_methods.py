@@ -11,6 +11,7 @@ from skcal.embedding import embeddings_and_logits
 from skcal.replay import (
     DarkExperienceReplay,
     MaximallyInterferedRetrieval,
+    ReplayDraw,
     ScaledDistillation,
     SubmodularScaledDistillation,
 )
@@ -106,7 +107,9 @@ def interfered_case():
 def test_mir_picks_the_most_interfered_candidates():
     net, X_current, y_current = interfered_case()
     strategy = MaximallyInterferedRetrieval(n_candidates=8)
-    chosen = strategy.select_replay(net, X_current, y_current, net.labelled_history_, 3, np.random.default_rng(0))
+    chosen = strategy.select_replay(
+        net, ReplayDraw(X_current, y_current, net.labelled_history_, 3, np.random.default_rng(0))
+    )
     assert sorted(chosen.tolist()) == [0, 1, 2]  # label 1 along e1, largest |x| first
     scores = strategy.interference(net, X_current, y_current, net.labelled_history_.batch(torch.arange(8)))
     assert (scores[:4] > 0).all() and (scores[4:6] < 0).all()
@@ -153,14 +156,10 @@ def test_mir_scoring_leaves_parameters_optimizer_and_batchnorm_untouched(digits)
     optimizer_state = copy.deepcopy(net.optimizer_.state_dict())
     grads = [parameter.grad.clone() for parameter in net.module_.parameters()]
 
-    chosen = MaximallyInterferedRetrieval(n_candidates=64).select_replay(
-        net,
-        torch.from_numpy(X[200:232]),
-        torch.from_numpy(y[200:232]),
-        net.labelled_history_,
-        16,
-        np.random.default_rng(0),
+    draw = ReplayDraw(
+        torch.from_numpy(X[200:232]), torch.from_numpy(y[200:232]), net.labelled_history_, 16, np.random.default_rng(0)
     )
+    chosen = MaximallyInterferedRetrieval(n_candidates=64).select_replay(net, draw)
     assert len(chosen) == 16 and len(set(chosen.tolist())) == 16
     for key, value in net.module_.state_dict().items():
         assert torch.equal(value, state[key]), key  # includes running_mean/var, num_batches_tracked
@@ -192,10 +191,12 @@ def test_mir_sampled_selection_and_compute_accounting(digits):
 def test_bad_method_hyperparameters_are_clear_errors(digits):
     X, y = digits
     cases = [
-        ("mir", {"replay__selection": "best"}, "Unknown MIR selection"),
-        ("mir", {"replay__n_candidates": 0}, "n_candidates"),
-        ("sd", {"replay__kl": "forward"}, "Unknown KL variant"),
-        ("sds2", {"replay__embedding": "pooled"}, "Unknown embedding"),
+        ("mir", {"replay__selection": "best"}, r"replay__selection='best' .* use one of \('top', 'sampled'\)"),
+        ("mir", {"replay__n_candidates": 0}, "replay__n_candidates=0"),
+        ("sd", {"replay__kl": "forward"}, "replay__kl='forward'"),
+        ("sds2", {"replay__embedding": "pooled"}, "replay__embedding='pooled'"),
+        ("der", {"replay__alpha": "x"}, r"replay__alpha='x' .* must be a number in \[0, inf\]"),
+        ("sd", {"replay__alpha": 1.5}, r"replay__alpha=1.5 .* in \[0, 1\]"),
         ("der", {"replay__gamma": 1.0}, "gamma"),
     ]
     for replay, params, message in cases:
@@ -274,12 +275,12 @@ def test_sds2_selects_diverse_points_by_greedy_on_equation_6(digits):
     X, y = digits
     net = make_net(replay="sds2").fit(X[:300], y[:300])
     strategy = SubmodularScaledDistillation(n_candidates=300, sigma=1.0, uncertainty_weight=0.0)
-    chosen = strategy.select_replay(net, None, None, net.labelled_history_, 10, np.random.default_rng(0))
+    chosen = strategy.select_replay(net, ReplayDraw(None, None, net.labelled_history_, 10, np.random.default_rng(0)))
     assert len(set(chosen.tolist())) == 10
     # facility location alone picks representatives: they span many classes, unlike a class block
     assert len(np.unique(y[chosen.numpy()])) >= 6
     uncertain = SubmodularScaledDistillation(n_candidates=300, sigma=1.0, uncertainty_weight=1000.0)
-    picks = uncertain.select_replay(net, None, None, net.labelled_history_, 10, np.random.default_rng(0))
+    picks = uncertain.select_replay(net, ReplayDraw(None, None, net.labelled_history_, 10, np.random.default_rng(0)))
     net.module_.eval()
     with torch.no_grad():
         probabilities = torch.softmax(net.module_(torch.from_numpy(X[:300])), dim=1)

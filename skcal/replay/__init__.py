@@ -11,8 +11,8 @@ from typing import Any
 
 from sklearn.base import clone
 
-from .base import ReplayStrategy
-from .baselines import FineTune, Retrain, WarmStart
+from .base import LabelledSetTraining, ReplayDraw, ReplayStrategy, Trainer
+from .baselines import FineTune, Retrain, SeedRound, WarmStart
 from .der import DarkExperienceReplay
 from .er import ExperienceReplay
 from .mir import MaximallyInterferedRetrieval
@@ -57,8 +57,9 @@ def make_strategy(replay: Any, params: dict | None = None) -> ReplayStrategy:
     Raises
     ------
     ValueError
-        For an unknown alias (the message lists the valid ones) or an
-        unknown hyperparameter.
+        For an unknown alias (the message lists the valid ones), an
+        unknown hyperparameter, or a hyperparameter value out of range
+        (the message names ``replay__<name>``).
     TypeError
         For anything that is not a strategy.
     """
@@ -82,7 +83,28 @@ def make_strategy(replay: Any, params: dict | None = None) -> ReplayStrategy:
         raise ValueError(
             f"Invalid replay__ parameter(s) {unknown} for {type(strategy).__name__}; its parameters are {sorted(own)}."
         )
-    return strategy.set_params(**{name: value for name, value in params.items() if name in own})
+    strategy.set_params(**{name: value for name, value in params.items() if name in own})
+    strategy.validate()
+    return strategy
+
+
+def display_name(replay: Any) -> str:
+    """Return the name tables and plots give a strategy (``"retrain"`` is ``"AL"``, ``"er"`` is ``"CAL-ER"``).
+
+    Parameters
+    ----------
+    replay : str, type or ReplayStrategy
+        As ``replay=`` accepts; an unknown name is returned unchanged.
+
+    Returns
+    -------
+    str
+    """
+    if isinstance(replay, str):
+        strategy = REPLAY_STRATEGIES.get(replay.lower())
+        return strategy.display_name if strategy is not None else replay
+    cls = replay if isinstance(replay, type) else type(replay)
+    return getattr(cls, "display_name", "") or cls.__name__
 
 
 __all__ = [
@@ -90,11 +112,16 @@ __all__ = [
     "DarkExperienceReplay",
     "ExperienceReplay",
     "FineTune",
+    "LabelledSetTraining",
     "MaximallyInterferedRetrieval",
+    "ReplayDraw",
     "ReplayStrategy",
     "Retrain",
     "ScaledDistillation",
+    "SeedRound",
     "SubmodularScaledDistillation",
+    "Trainer",
     "WarmStart",
+    "display_name",
     "make_strategy",
 ]

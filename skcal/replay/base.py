@@ -1,67 +1,225 @@
-"""The interface every round-training strategy implements.
+"""The contract between a round-training strategy and the estimator.
 
 A strategy is a small, stateless-by-configuration object (an sklearn
 ``BaseEstimator``, so its hyperparameters are reachable as ``replay__<name>``
-on :class:`~skcal.ContinualActiveClassifier`). The estimator creates a fresh
-copy for every round, calls :meth:`ReplayStrategy.begin_round`, then for each
-minibatch ``B_current`` of newly labelled points (Algorithm 2 of the paper):
+on :class:`~skcal.ContinualActiveClassifier`). For every round the estimator
+builds a fresh copy and asks it how the round trains:
 
-1. :meth:`ReplayStrategy.select_replay` picks ``B_replay`` from the history;
-2. the module runs one forward pass over ``B_current`` and ``B_replay`` together;
-3. :meth:`ReplayStrategy.loss` turns both outputs into the loss that is
-   backpropagated: ``L_c`` (equation (1)) when nothing was replayed, else
-   :meth:`ReplayStrategy.loss_with_replay`, where the methods differ.
+- :meth:`ReplayStrategy.prepare_model`: what to reset before training (a
+  fresh optimizer; fresh weights for standard AL);
+- :meth:`ReplayStrategy.training_data`, :meth:`ReplayStrategy.n_epochs`,
+  :meth:`ReplayStrategy.stop_accuracy`, :meth:`ReplayStrategy.learning_rate_factor`;
+- :meth:`ReplayStrategy.train_step`, for each minibatch ``B_current``. A
+  replay strategy's step is Algorithm 2 of the paper: :meth:`select_replay`
+  picks ``B_replay`` from the history, the module runs one forward pass over
+  both batches, and :meth:`loss` turns the outputs into the loss that is
+  backpropagated: ``L_c`` (equation (1)) when nothing was replayed, else
+  :meth:`loss_with_replay`, where the methods differ.
 
-Strategies with ``trains_on_labelled_set = True`` (standard AL) skip this
-and train on the whole labelled set with skorch's own training step.
+:class:`LabelledSetTraining` is the other family: the seed round and the
+standard-AL baselines, which train on the whole labelled set with skorch's
+own training step.
+
+What a strategy may use of the estimator is written down in :class:`Trainer`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
+from skorch.dataset import unpack_data
 
+from .._data import concat_rows, move_to
 from ..history import LabelledHistory, ReplayBatch
 
 if TYPE_CHECKING:
-    from ..estimator import ContinualActiveClassifier
+    from ..round import Round
+
+
+class Trainer(Protocol):
+    """What a strategy may use of the estimator (a :class:`~skcal.ContinualActiveClassifier`).
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The network being trained.
+    optimizer_ : torch.optim.Optimizer
+        Its optimizer.
+    device : str or torch.device
+        The training device.
+    labelled_history_ : LabelledHistory
+        The labelled history; the round's new points are staged in it.
+    round_ : Round
+        The round in progress: its random generator, replay size and accounting.
+    batch_size, max_epochs, round_epochs, train_accuracy_stop, scale_lr, reset_optimizer
+        The estimator's parameters of the same names.
+    """
+
+    module_: torch.nn.Module
+    optimizer_: torch.optim.Optimizer
+    device: Any
+    labelled_history_: LabelledHistory
+    round_: Round
+    max_epochs: int
+    round_epochs: int
+    train_accuracy_stop: float | None
+    scale_lr: bool
+    reset_optimizer: bool
+
+    def get_loss(self, y_pred: torch.Tensor, y_true: torch.Tensor, X: Any = None, training: bool = False) -> Any:
+        """Compute the criterion (skorch's ``get_loss``)."""
+
+    def infer(self, x: Any, **fit_params: Any) -> torch.Tensor:
+        """Run the module's forward pass (skorch's ``infer``)."""
+
+    def supervised_step(self, batch: Any, **fit_params: Any) -> dict:
+        """Skorch's own training step on ``batch``, counted in the round."""
+
+    def initialize_optimizer(self) -> Any:
+        """Build a fresh optimizer (skorch's ``initialize_optimizer``)."""
+
+    def reinitialize_module(self) -> None:
+        """Fresh random weights, criterion and optimizer."""
+
+    def count_samples(self, forwarded: int = 0, backpropagated: int = 0) -> None:
+        """Add work done outside the training step (candidate scoring) to the round's record."""
+
+    def training_batch_size(self) -> int:
+        """``m``, the size of a minibatch of new points."""
+
+
+@dataclass(frozen=True)
+class ReplayDraw:
+    """One minibatch's request for a replay batch ``B_replay``.
+
+    Attributes
+    ----------
+    X_current, y_current : torch.Tensor or dict, torch.Tensor
+        The minibatch of newly labelled points ``B_current``, on the training device.
+    history : LabelledHistory
+        The committed history to draw from.
+    size : int
+        The replay size ``m'``.
+    rng : numpy.random.Generator
+        The round's generator; every random choice uses it.
+    """
+
+    X_current: Any
+    y_current: torch.Tensor
+    history: LabelledHistory
+    size: int
+    rng: np.random.Generator
+
+
+def check_hyperparameter(
+    strategy: ReplayStrategy,
+    name: str,
+    kind: type | tuple = Real,
+    low: float | None = None,
+    high: float | None = None,
+    options: tuple | None = None,
+    none: bool = False,
+) -> None:
+    """Raise a ValueError naming ``replay__<name>`` unless its value is valid.
+
+    Parameters
+    ----------
+    strategy : ReplayStrategy
+        Holds the value as an attribute.
+    name : str
+        The hyperparameter.
+    kind : type or tuple of types, default=numbers.Real
+        Accepted types (booleans are never numbers here).
+    low, high : float, optional
+        Inclusive bounds.
+    options : tuple, optional
+        The accepted values, for a choice.
+    none : bool, default=False
+        Whether None is accepted.
+    """
+    value = getattr(strategy, name)
+    if none and value is None:
+        return
+    if options is not None:
+        if value not in options:
+            raise ValueError(
+                f"replay__{name}={value!r} is not valid for {type(strategy).__name__}; use one of {options}."
+            )
+        return
+    is_number = isinstance(value, kind) and not isinstance(value, (bool, np.bool_))
+    if not is_number or (low is not None and value < low) or (high is not None and value > high):
+        accepted = "an integer" if kind is Integral else "a number"
+        bounds = f" in [{low}, {'inf' if high is None else high}]" if low is not None else ""
+        raise ValueError(
+            f"replay__{name}={value!r} is not valid for {type(strategy).__name__}: it must be {accepted}{bounds}"
+            f"{' or None' if none else ''}."
+        )
 
 
 class ReplayStrategy(BaseEstimator):
-    """Base class of a round's training strategy.
+    """Base class of a round's training strategy: training on the new points, with replay.
 
-    Subclasses set the class attributes below and, for replay methods,
-    implement :meth:`loss_with_replay`; they may override
-    :meth:`select_replay` (MIR, SDS2) and :meth:`begin_round` (per-round
-    quantities such as SD's ``lambda_t``).
+    Subclasses set :attr:`name` and :attr:`display_name` and, for replay
+    methods, implement :meth:`loss_with_replay`; they may override
+    :meth:`select_replay` (MIR, SDS2), :meth:`begin_round` (per-round
+    quantities such as SD's ``lambda_t``) and :meth:`validate`.
 
     Attributes
     ----------
     name : str
-        The alias accepted by ``replay=``.
-    trains_on_labelled_set : bool
-        Train on history and new points together, as standard AL does,
-        instead of on the new points with replay.
-    reinitializes : bool
-        Re-initialise the module's weights before the round.
+        The alias accepted by ``replay=``, recorded in ``rounds_``.
+    display_name : str
+        The label of tables and plots (the paper's names).
     replays : bool
         Join each minibatch of new points with a replay batch.
     """
 
     name: ClassVar[str] = ""
-    trains_on_labelled_set: ClassVar[bool] = False
-    reinitializes: ClassVar[bool] = False
+    display_name: ClassVar[str] = ""
     replays: ClassVar[bool] = True
 
-    def begin_round(self, net: ContinualActiveClassifier, history: LabelledHistory, n_new: int) -> None:
+    def validate(self) -> None:
+        """Check the hyperparameters; raise a ValueError naming the bad ``replay__*`` one.
+
+        Called when the strategy is built, before a round changes anything.
+        """
+
+    # -- how the round trains ----------------------------------------------
+    def prepare_model(self, net: Trainer) -> None:
+        """Reset what the round starts without: a fresh optimizer if ``reset_optimizer``."""
+        if net.reset_optimizer:
+            net.initialize_optimizer()
+
+    def training_data(self, history: LabelledHistory) -> tuple[Any, torch.Tensor]:
+        """Return the points an epoch passes over: the round's new points ``D_t``."""
+        return history.staged_X, history.staged_y
+
+    def n_epochs(self, net: Trainer) -> int:
+        """Epochs of the round: ``round_epochs``."""
+        return net.round_epochs
+
+    def stop_accuracy(self, net: Trainer) -> float | None:
+        """Return the training accuracy that ends the round early: None, replay rounds run every epoch."""
+        return None
+
+    def learning_rate_factor(self, net: Trainer) -> float:
+        """``(m + m') / m`` with ``scale_lr`` (the reference code's rule for SGD), else 1."""
+        if not (net.scale_lr and self.replays):
+            return 1.0
+        m = net.training_batch_size()
+        return (m + net.round_.replay_size) / m
+
+    def begin_round(self, net: Trainer, history: LabelledHistory, n_new: int) -> None:
         """Prepare per-round quantities; called once before the round trains.
 
         Parameters
         ----------
-        net : ContinualActiveClassifier
+        net : Trainer
             The estimator being trained.
         history : LabelledHistory
             The committed history ``D_{1:t-1}``.
@@ -69,43 +227,65 @@ class ReplayStrategy(BaseEstimator):
             Number of newly labelled points ``|D_t|``.
         """
 
-    def select_replay(
-        self,
-        net: ContinualActiveClassifier,
-        X_current: Any,
-        y_current: torch.Tensor,
-        history: LabelledHistory,
-        size: int,
-        rng: np.random.Generator,
-    ) -> torch.Tensor:
+    def train_step(self, net: Trainer, batch: Any, **fit_params: Any) -> dict:
+        """One gradient computation on ``B_current ∪ B_replay`` (Algorithm 2, lines 4-6).
+
+        Parameters
+        ----------
+        net : Trainer
+            The estimator being trained.
+        batch : tuple
+            ``(X_current, y_current)`` from the training iterator.
+        **fit_params : dict
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        dict
+            ``loss`` and ``y_pred`` (outputs on the current batch), as skorch expects.
+        """
+        X_current, y_current = unpack_data(batch)
+        X_current = move_to(X_current, net.device)
+        y_current = y_current.to(net.device)
+        round_, history = net.round_, net.labelled_history_
+        replay = None
+        if self.replays and round_.replay_size > 0 and len(history) > 0:
+            draw = ReplayDraw(X_current, y_current, history, round_.replay_size, round_.rng)
+            replay = history.batch(self.select_replay(net, draw))
+        inputs = X_current if replay is None else concat_rows(X_current, replay.X)
+        outputs = net.infer(inputs, **fit_params)
+        y_pred = outputs[: len(y_current)]
+        replay_pred = None if replay is None else outputs[len(y_current) :]
+        loss = self.loss(net, y_pred, y_current, replay_pred, replay)
+        labels = y_current if replay is None else torch.cat([y_current, replay.y.to(y_current.device)])
+        round_.count_step(loss, outputs, labels, n_new=len(y_current))
+        loss.backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    # -- replay --------------------------------------------------------------
+    def select_replay(self, net: Trainer, draw: ReplayDraw) -> torch.Tensor:
         """Choose the replay batch ``B_replay`` for one minibatch of new points.
 
-        The default draws ``size`` points uniformly without replacement,
+        The default draws ``draw.size`` points uniformly without replacement,
         as ER does (section 3.3).
 
         Parameters
         ----------
-        net : ContinualActiveClassifier
+        net : Trainer
             The estimator being trained (for methods that score candidates).
-        X_current, y_current : torch.Tensor or dict, torch.Tensor
-            The current minibatch of newly labelled points, on the training device.
-        history : LabelledHistory
-            The committed history to draw from.
-        size : int
-            The replay size ``m'``.
-        rng : numpy.random.Generator
-            The round's random generator; use it for every random choice.
+        draw : ReplayDraw
+            The current minibatch, the history, the replay size and the round's generator.
 
         Returns
         -------
         torch.Tensor
             History positions of the replay batch.
         """
-        return history.sample(size, rng)
+        return draw.history.sample(draw.size, draw.rng)
 
     def loss(
         self,
-        net: ContinualActiveClassifier,
+        net: Trainer,
         y_pred: torch.Tensor,
         y_true: torch.Tensor,
         replay_pred: torch.Tensor | None,
@@ -115,7 +295,7 @@ class ReplayStrategy(BaseEstimator):
 
         Parameters
         ----------
-        net : ContinualActiveClassifier
+        net : Trainer
             The estimator; ``net.get_loss`` is the criterion (cross-entropy by default).
         y_pred : torch.Tensor
             Module outputs (logits) on the current minibatch, ``f(x)``.
@@ -137,13 +317,13 @@ class ReplayStrategy(BaseEstimator):
         return self.loss_with_replay(net, current, replay_pred, replay)
 
     def loss_with_replay(
-        self, net: ContinualActiveClassifier, current: torch.Tensor, replay_pred: torch.Tensor, replay: ReplayBatch
+        self, net: Trainer, current: torch.Tensor, replay_pred: torch.Tensor, replay: ReplayBatch
     ) -> torch.Tensor:
         """Combine the current batch's loss ``L_c`` with the replayed points.
 
         Parameters
         ----------
-        net : ContinualActiveClassifier
+        net : Trainer
             The estimator; ``net.get_loss`` is the criterion.
         current : torch.Tensor
             ``L_c``, the criterion on the current minibatch.
@@ -163,6 +343,33 @@ class ReplayStrategy(BaseEstimator):
         return super().__repr__(N_CHAR_MAX)
 
 
+class LabelledSetTraining(ReplayStrategy):
+    """Base of the rounds that train on the whole labelled set ``D_{1:t}``, as standard AL does.
+
+    Each epoch passes over every labelled point with skorch's own training
+    step, for up to ``max_epochs`` epochs or until an epoch's training
+    accuracy reaches ``train_accuracy_stop``. Nothing is replayed.
+    """
+
+    replays = False
+
+    def training_data(self, history: LabelledHistory) -> tuple[Any, torch.Tensor]:
+        """Every labelled point: the history and the round's new points."""
+        return history.labelled_X, history.labelled_y
+
+    def n_epochs(self, net: Trainer) -> int:
+        """``max_epochs``."""
+        return net.max_epochs
+
+    def stop_accuracy(self, net: Trainer) -> float | None:
+        """``train_accuracy_stop``."""
+        return net.train_accuracy_stop
+
+    def train_step(self, net: Trainer, batch: Any, **fit_params: Any) -> dict:
+        """Skorch's own training step."""
+        return net.supervised_step(batch, **fit_params)
+
+
 class CandidateReplay(ReplayStrategy):
     """Base of methods that score random history candidates and replay the best.
 
@@ -173,49 +380,32 @@ class CandidateReplay(ReplayStrategy):
 
     n_candidates: int
 
-    def begin_round(self, net: ContinualActiveClassifier, history: LabelledHistory, n_new: int) -> None:
+    def validate(self) -> None:
         """Check ``n_candidates``."""
-        super().begin_round(net, history, n_new)
-        if int(self.n_candidates) < 1:
-            raise ValueError(f"n_candidates must be at least 1, got {self.n_candidates}.")
+        super().validate()
+        check_hyperparameter(self, "n_candidates", Integral, low=1)
 
-    def select_replay(
-        self,
-        net: ContinualActiveClassifier,
-        X_current: Any,
-        y_current: torch.Tensor,
-        history: LabelledHistory,
-        size: int,
-        rng: np.random.Generator,
-    ) -> torch.Tensor:
-        """Draw the candidates and return the ``size`` that :meth:`choose` picks."""
-        candidates = history.sample(max(int(self.n_candidates), size), rng)
-        if len(candidates) <= size:
+    def select_replay(self, net: Trainer, draw: ReplayDraw) -> torch.Tensor:
+        """Draw the candidates and return the ``draw.size`` that :meth:`choose` picks."""
+        candidates = draw.history.sample(max(int(self.n_candidates), draw.size), draw.rng)
+        if len(candidates) <= draw.size:
             return candidates
-        return candidates[self.choose(net, X_current, y_current, history.batch(candidates), size, rng)]
+        return candidates[self.choose(net, draw, draw.history.batch(candidates))]
 
-    def choose(
-        self,
-        net: ContinualActiveClassifier,
-        X_current: Any,
-        y_current: torch.Tensor,
-        candidates: ReplayBatch,
-        size: int,
-        rng: np.random.Generator,
-    ) -> torch.Tensor:
-        """Return positions, within ``candidates``, of the ``size`` points to replay.
+    def choose(self, net: Trainer, draw: ReplayDraw, candidates: ReplayBatch) -> torch.Tensor:
+        """Return positions, within ``candidates``, of the ``draw.size`` points to replay.
 
         Parameters
         ----------
-        net : ContinualActiveClassifier
+        net : Trainer
             The estimator being trained.
-        X_current, y_current : torch.Tensor or dict, torch.Tensor
-            The current minibatch.
+        draw : ReplayDraw
+            The current minibatch, replay size and the round's generator.
         candidates : ReplayBatch
             The randomly drawn history points.
-        size : int
-            How many to keep (``m'``).
-        rng : numpy.random.Generator
-            The round's random generator.
+
+        Returns
+        -------
+        torch.Tensor
         """
         raise NotImplementedError

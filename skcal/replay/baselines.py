@@ -1,11 +1,36 @@
-"""The active-learning baselines of the paper: retrain, warm start and fine-tuning."""
+"""The seed round and the active-learning baselines of the paper: retrain, warm start and fine-tuning."""
 
 from __future__ import annotations
 
-from .base import ReplayStrategy
+from .base import LabelledSetTraining, ReplayStrategy, Trainer
 
 
-class Retrain(ReplayStrategy):
+class SeedRound(LabelledSetTraining):
+    """The first round (Algorithm 1, lines 3-6): train on the seed set.
+
+    Parameters
+    ----------
+    reinitialize : bool, default=True
+        Start from fresh weights (skorch's ``initialize``); False keeps the
+        module as it is (``warm_start=True``, or weights loaded before the
+        first ``partial_fit``).
+    """
+
+    name = "seed"
+    display_name = "seed"
+
+    def __init__(self, reinitialize: bool = True):
+        self.reinitialize = reinitialize
+
+    def prepare_model(self, net: Trainer) -> None:
+        """Initialise every component, or only the optimizer when keeping the weights."""
+        if self.reinitialize:
+            net.initialize()
+        else:
+            net.initialize_optimizer()
+
+
+class Retrain(LabelledSetTraining):
     """Standard active learning (Algorithm 1): re-initialise, train on all labelled points.
 
     Each round trains from a fresh random initialisation on ``D_{1:t}`` for up
@@ -13,17 +38,18 @@ class Retrain(ReplayStrategy):
     """
 
     name = "retrain"
-    trains_on_labelled_set = True
-    reinitializes = True
-    replays = False
+    display_name = "AL"
+
+    def prepare_model(self, net: Trainer) -> None:
+        """Fresh random weights, criterion and optimizer."""
+        net.reinitialize_module()
 
 
-class WarmStart(ReplayStrategy):
+class WarmStart(LabelledSetTraining):
     """Active learning with warm starting ("AL w/ WS"): as :class:`Retrain`, keeping the weights."""
 
     name = "warmstart"
-    trains_on_labelled_set = True
-    replays = False
+    display_name = "AL w/ WS"
 
 
 class FineTune(ReplayStrategy):
@@ -34,4 +60,5 @@ class FineTune(ReplayStrategy):
     """
 
     name = "finetune"
+    display_name = "Fine-tune"
     replays = False

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from ..history import ReplayBatch
-from .base import ReplayStrategy
-
-if TYPE_CHECKING:
-    from ..estimator import ContinualActiveClassifier
+from .base import ReplayStrategy, Trainer, check_hyperparameter
 
 
 def logit_distance(replay_pred: torch.Tensor, stored_logits: torch.Tensor) -> torch.Tensor:
@@ -40,13 +35,19 @@ class DarkExperienceReplay(ReplayStrategy):
     """
 
     name = "der"
+    display_name = "CAL-DER"
 
     def __init__(self, alpha: float = 0.1, beta: float = 1.0):
         self.alpha = alpha
         self.beta = beta
 
+    def validate(self) -> None:
+        """``alpha`` and ``beta`` are non-negative numbers."""
+        check_hyperparameter(self, "alpha", low=0)
+        check_hyperparameter(self, "beta", low=0)
+
     def loss_with_replay(
-        self, net: ContinualActiveClassifier, current: torch.Tensor, replay_pred: torch.Tensor, replay: ReplayBatch
+        self, net: Trainer, current: torch.Tensor, replay_pred: torch.Tensor, replay: ReplayBatch
     ) -> torch.Tensor:
         """Equation (2): ``L_c + alpha * ||g(x') - z'||^2 + beta * l(y', f(x'))``."""
         distillation = logit_distance(replay_pred, replay.logits)

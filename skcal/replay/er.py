@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from ..history import ReplayBatch
-from .base import ReplayStrategy
-
-if TYPE_CHECKING:
-    from ..estimator import ContinualActiveClassifier
+from .base import ReplayStrategy, Trainer
 
 
 class ExperienceReplay(ReplayStrategy):
@@ -22,10 +17,11 @@ class ExperienceReplay(ReplayStrategy):
     """
 
     name = "er"
+    display_name = "CAL-ER"
 
     def loss(
         self,
-        net: ContinualActiveClassifier,
+        net: Trainer,
         y_pred: torch.Tensor,
         y_true: torch.Tensor,
         replay_pred: torch.Tensor | None,

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from ..history import LabelledHistory, ReplayBatch
-from .base import CandidateReplay
+from ..history import ReplayBatch
+from .base import CandidateReplay, ReplayDraw, Trainer, check_hyperparameter
 from .er import ExperienceReplay
-
-if TYPE_CHECKING:
-    from ..estimator import ContinualActiveClassifier
 
 SELECTIONS = ("top", "sampled")
 
@@ -48,42 +44,35 @@ class MaximallyInterferedRetrieval(CandidateReplay, ExperienceReplay):
     """
 
     name = "mir"
+    display_name = "CAL-MIR"
 
     def __init__(self, n_candidates: int = 100, selection: str = "top", virtual_lr: float | None = None):
         self.n_candidates = n_candidates
         self.selection = selection
         self.virtual_lr = virtual_lr
 
-    def begin_round(self, net: ContinualActiveClassifier, history: LabelledHistory, n_new: int) -> None:
-        """Check the hyperparameters."""
-        super().begin_round(net, history, n_new)
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"Unknown MIR selection {self.selection!r}; use one of {SELECTIONS}.")
+    def validate(self) -> None:
+        """``n_candidates`` a positive integer, ``selection`` one of :data:`SELECTIONS`, ``virtual_lr`` >= 0 or None."""
+        super().validate()
+        check_hyperparameter(self, "selection", options=SELECTIONS)
+        check_hyperparameter(self, "virtual_lr", low=0, none=True)
 
-    def choose(
-        self,
-        net: ContinualActiveClassifier,
-        X_current: Any,
-        y_current: torch.Tensor,
-        candidates: ReplayBatch,
-        size: int,
-        rng: np.random.Generator,
-    ) -> torch.Tensor:
-        """Keep the ``size`` most interfered candidates (or sample by softmax of the scores)."""
-        scores = self.interference(net, X_current, y_current, candidates)
+    def choose(self, net: Trainer, draw: ReplayDraw, candidates: ReplayBatch) -> torch.Tensor:
+        """Keep the ``draw.size`` most interfered candidates (or sample by softmax of the scores)."""
+        scores = self.interference(net, draw.X_current, draw.y_current, candidates)
         if self.selection == "top":
-            return scores.topk(size).indices.cpu()
+            return scores.topk(draw.size).indices.cpu()
         probabilities = torch.softmax(scores.double(), dim=0).cpu().numpy()
-        return torch.from_numpy(rng.choice(len(scores), size, replace=False, p=probabilities))
+        return torch.from_numpy(draw.rng.choice(len(scores), draw.size, replace=False, p=probabilities))
 
     def interference(
-        self, net: ContinualActiveClassifier, X_current: Any, y_current: torch.Tensor, candidates: ReplayBatch
+        self, net: Trainer, X_current: Any, y_current: torch.Tensor, candidates: ReplayBatch
     ) -> torch.Tensor:
         """Each candidate's loss increase after a virtual SGD step on the current batch.
 
         Parameters
         ----------
-        net : ContinualActiveClassifier
+        net : Trainer
             The estimator being trained.
         X_current, y_current : torch.Tensor or dict, torch.Tensor
             The current minibatch.

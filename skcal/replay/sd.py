@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 
 from ..history import LabelledHistory, ReplayBatch
-from .base import ReplayStrategy
-
-if TYPE_CHECKING:
-    from ..estimator import ContinualActiveClassifier
+from .base import ReplayStrategy, Trainer, check_hyperparameter
 
 KL_VARIANTS = ("true", "reference")
 
@@ -75,19 +70,23 @@ class ScaledDistillation(ReplayStrategy):
     """
 
     name = "sd"
+    display_name = "CAL-SD"
 
     def __init__(self, alpha: float = 0.25, kl: str = "true"):
         self.alpha = alpha
         self.kl = kl
 
-    def begin_round(self, net: ContinualActiveClassifier, history: LabelledHistory, n_new: int) -> None:
+    def validate(self) -> None:
+        """``alpha`` in [0, 1]; ``kl`` one of :data:`KL_VARIANTS`."""
+        check_hyperparameter(self, "alpha", low=0, high=1)
+        check_hyperparameter(self, "kl", options=KL_VARIANTS)
+
+    def begin_round(self, net: Trainer, history: LabelledHistory, n_new: int) -> None:
         """Compute ``lambda_t`` (equation (5)) from the history and new-point counts."""
-        if self.kl not in KL_VARIANTS:
-            raise ValueError(f"Unknown KL variant {self.kl!r}; use one of {KL_VARIANTS}.")
         self.lambda_t_ = plasticity(len(history), n_new)
 
     def loss_with_replay(
-        self, net: ContinualActiveClassifier, current: torch.Tensor, replay_pred: torch.Tensor, replay: ReplayBatch
+        self, net: Trainer, current: torch.Tensor, replay_pred: torch.Tensor, replay: ReplayBatch
     ) -> torch.Tensor:
         """Equations (3)-(4): ``lambda_t L_c + (1 - lambda_t) L_replay``."""
         distillation = distillation_kl(replay_pred, replay.logits, self.kl)

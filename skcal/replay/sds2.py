@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from numbers import Integral
 
-import numpy as np
 import torch
 
 from ..embedding import embeddings_and_logits
-from ..history import LabelledHistory, ReplayBatch
+from ..history import ReplayBatch
 from ..submodular import ConcaveOverModular, FacilityLocation, SumOfFunctions, gaussian_similarity, maximize
-from .base import CandidateReplay
+from .base import CandidateReplay, ReplayDraw, Trainer, check_hyperparameter
 from .sd import ScaledDistillation
-
-if TYPE_CHECKING:
-    from ..estimator import ContinualActiveClassifier
 
 EMBEDDINGS = ("penultimate", "logits")
 
@@ -50,6 +46,7 @@ class SubmodularScaledDistillation(CandidateReplay, ScaledDistillation):
     """
 
     name = "sds2"
+    display_name = "CAL-SDS2"
 
     def __init__(
         self,
@@ -66,21 +63,15 @@ class SubmodularScaledDistillation(CandidateReplay, ScaledDistillation):
         self.uncertainty_weight = uncertainty_weight
         self.embedding = embedding
 
-    def begin_round(self, net: ContinualActiveClassifier, history: LabelledHistory, n_new: int) -> None:
-        """Compute ``lambda_t`` and check the hyperparameters."""
-        super().begin_round(net, history, n_new)
-        if self.embedding not in EMBEDDINGS:
-            raise ValueError(f"Unknown embedding {self.embedding!r}; use one of {EMBEDDINGS}.")
+    def validate(self) -> None:
+        """SD's checks, then ``n_candidates``, ``sigma`` > 0, ``uncertainty_weight`` >= 0 and ``embedding``."""
+        super().validate()
+        check_hyperparameter(self, "n_candidates", Integral, low=1)
+        check_hyperparameter(self, "sigma", low=1e-12)
+        check_hyperparameter(self, "uncertainty_weight", low=0)
+        check_hyperparameter(self, "embedding", options=EMBEDDINGS)
 
-    def choose(
-        self,
-        net: ContinualActiveClassifier,
-        X_current: Any,
-        y_current: torch.Tensor,
-        candidates: ReplayBatch,
-        size: int,
-        rng: np.random.Generator,
-    ) -> torch.Tensor:
+    def choose(self, net: Trainer, draw: ReplayDraw, candidates: ReplayBatch) -> torch.Tensor:
         """Greedily maximise equation (6) over the candidates, scored in eval mode."""
         module = net.module_
         was_training = module.training
@@ -98,4 +89,4 @@ class SubmodularScaledDistillation(CandidateReplay, ScaledDistillation):
             FacilityLocation(gaussian_similarity(embeddings.float(), embeddings.float(), self.sigma)),
             ConcaveOverModular(uncertainty, self.uncertainty_weight),
         )
-        return maximize(objective, size)
+        return maximize(objective, draw.size)

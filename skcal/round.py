@@ -1,0 +1,187 @@
+"""One active-learning round: its state, its accounting and the record it leaves in ``rounds_``.
+
+A :class:`Round` is created by :class:`~skcal.ContinualActiveClassifier` when
+``fit`` or ``partial_fit`` starts training and lives until the round ends. It
+owns everything that belongs to the round and to nothing else:
+
+- its random generators (replay draws and batch order), derived from the
+  estimator's ``rng_``, so a round is reproducible from ``random_state``;
+- the accounting: epochs, samples forwarded and backpropagated, the epoch's
+  training accuracy, wall-clock training time;
+- the round's learning-rate scaling, undone when the round ends;
+- the record that goes into ``rounds_``.
+
+Strategies and callbacks read the round through ``net.round_``; it is
+``None`` outside a round.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from .replay.base import ReplayStrategy
+
+
+@dataclass
+class Round:
+    """The state and accounting of the round being trained.
+
+    Parameters
+    ----------
+    index : int
+        The round's id (0 for the seed round); also its position in ``rounds_``.
+    strategy : ReplayStrategy
+        The strategy that trains this round.
+    n_new : int
+        Newly labelled points, ``|D_t|``.
+    n_history : int
+        Points labelled in earlier rounds, ``|D_{1:t-1}|``.
+    replay_size : int
+        ``m'``, history points replayed with each minibatch.
+    seed : int
+        Seeds the round's generators.
+    stop_accuracy : float or None, default=None
+        End the round once an epoch's training accuracy reaches this value
+        (read by :class:`~skcal.callbacks.TrainAccuracyStop`); None never stops early.
+
+    Attributes
+    ----------
+    rng : numpy.random.Generator
+        Every random choice of the round's strategy (replay draws).
+    shuffle_generator : torch.Generator
+        The order of the training batches.
+    epochs : int
+        Epochs completed.
+    samples_forwarded, samples_backpropagated : int
+        Work done so far, in samples through the module.
+    train_accuracy : float
+        Training accuracy of the last completed epoch (over every sample
+        the loss was computed on, replayed ones included).
+    new_accuracy : float
+        Training accuracy of the last epoch on the newly labelled points only.
+    seconds : float
+        Training time, set when the round ends.
+    """
+
+    index: int
+    strategy: ReplayStrategy
+    n_new: int
+    n_history: int
+    replay_size: int
+    seed: int
+    stop_accuracy: float | None = None
+    epochs: int = 0
+    samples_forwarded: int = 0
+    samples_backpropagated: int = 0
+    train_accuracy: float = float("nan")
+    new_accuracy: float = float("nan")
+    seconds: float = float("nan")
+    rng: np.random.Generator = field(init=False, repr=False)
+    shuffle_generator: torch.Generator = field(init=False, repr=False)
+    _correct: list = field(default_factory=list, repr=False)
+    _correct_new: list = field(default_factory=list, repr=False)
+    _saved_lrs: list = field(default_factory=list, repr=False)
+    _started: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+        self.shuffle_generator = torch.Generator().manual_seed(self.seed)
+
+    # -- accounting --------------------------------------------------------
+    def start_clock(self) -> None:
+        """Start timing the round's training."""
+        self._started = time.perf_counter()
+
+    def stop_clock(self, device: torch.device) -> None:
+        """Stop timing, after waiting for queued GPU work."""
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        self.seconds = time.perf_counter() - self._started
+
+    def count_step(self, loss: torch.Tensor, outputs: torch.Tensor, labels: torch.Tensor, n_new: int) -> None:
+        """Account for one training step and check its loss is finite.
+
+        Parameters
+        ----------
+        loss : torch.Tensor
+            The step's scalar loss.
+        outputs : torch.Tensor
+            Logits of every sample of the step (new points first).
+        labels : torch.Tensor
+            Their encoded labels, in the same order.
+        n_new : int
+            How many of the samples are newly labelled points (the rest were replayed).
+
+        Raises
+        ------
+        FloatingPointError
+            If the loss is NaN or infinite.
+        """
+        value = loss.item()  # skorch reads it right after the step anyway
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"Round {self.index}, epoch {self.epochs + 1}: the loss is {value}; "
+                "training diverged (try a lower learning rate)."
+            )
+        correct = outputs.detach().argmax(dim=1) == labels.to(outputs.device)
+        self._correct.append(correct)
+        self._correct_new.append(correct[:n_new])
+        self.samples_forwarded += len(outputs)
+        self.samples_backpropagated += len(outputs)
+
+    def count(self, forwarded: int = 0, backpropagated: int = 0) -> None:
+        """Add work done outside the training step (candidate scoring, stored logits)."""
+        self.samples_forwarded += int(forwarded)
+        self.samples_backpropagated += int(backpropagated)
+
+    def end_epoch(self) -> bool:
+        """Close the epoch's accuracy; return whether any training step ran in it."""
+        if not self._correct:
+            return False
+        self.epochs += 1
+        self.train_accuracy = torch.cat(self._correct).float().mean().item()
+        self.new_accuracy = torch.cat(self._correct_new).float().mean().item()
+        self._correct, self._correct_new = [], []
+        return True
+
+    # -- learning rate -----------------------------------------------------
+    def scale_learning_rate(self, optimizer: torch.optim.Optimizer, factor: float) -> None:
+        """Multiply every parameter group's learning rate by ``factor`` for this round."""
+        self._saved_lrs = [group["lr"] for group in optimizer.param_groups]
+        if factor != 1.0:
+            for group in optimizer.param_groups:
+                group["lr"] = group["lr"] * factor
+
+    def restore_learning_rate(self, optimizer: Any) -> None:
+        """Undo :meth:`scale_learning_rate` (a no-op if it did not run)."""
+        for group, lr in zip(getattr(optimizer, "param_groups", []), self._saved_lrs, strict=False):
+            group["lr"] = lr
+
+    # -- record ------------------------------------------------------------
+    def record(self) -> dict:
+        """Return the round's entry in ``rounds_``."""
+        return {
+            "round": self.index,
+            "strategy": self.strategy.name or type(self.strategy).__name__,
+            "n_new": self.n_new,
+            "n_history": self.n_history,
+            "epochs": self.epochs,
+            "samples_forwarded": self.samples_forwarded,
+            "samples_backpropagated": self.samples_backpropagated,
+            "train_seconds": self.seconds,
+            "train_accuracy": self.train_accuracy,
+        }
+
+
+class RoundStopped(Exception):
+    """Raised when a callback ends the round's training between epochs (it is not a failure)."""
+
+
+__all__ = ["Round", "RoundStopped"]

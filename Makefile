@@ -8,12 +8,14 @@ PIP := $(PY) -m pip install --quiet --constraint constraints.txt
 
 .PHONY: demo test lint venv clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt scripts/install_data.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
 	$(PIP) -e ".[test]"
 	# medmnist declares torchvision (a CUDA build here) but its dataset code never imports it
 	$(PIP) --no-deps "medmnist>=3.0"
+	# Debian's Fashion-MNIST and WordNet (as root with apt), the VADER sentences into the data cache
+	bash scripts/install_data.sh $(VENV)
 	touch $@
 
 venv: $(VENV)/.installed
@@ -22,10 +24,10 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/skcal bench --quick --dataset digits,pbmc68k --out results/quick
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check skcal tests examples benchmarks
+	$(PY) -m ruff check skcal tests examples benchmarks scripts
 
 test: lint
-	$(PY) -m pytest
+	SKCAL_REQUIRE_DATA=1 $(PY) -m pytest
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -59,7 +59,7 @@ def main():
             f"{replay}: "
             + ", ".join(
                 f"{r['labelled_fraction']:.0%} {r['accuracy']:.3f} ({r['cumulative_train_seconds']:.0f} s)"
-                for r in simulator.rounds_
+                for r in simulator.records_
             )
         )
 

@@ -53,10 +53,10 @@ def main():
         simulator.fit(X_pool, y_pool, eval_set=(X_test, y_test))
         assert simulator.estimator_.labelled_history_.is_sparse
         final = simulator.predict(X_test)
-        seconds = simulator.rounds_[-1]["cumulative_train_seconds"]
+        seconds = simulator.records_[-1]["cumulative_train_seconds"]
         print(
             f"\n{replay}: accuracy per round "
-            + " ".join(f"{r['accuracy']:.2f}" for r in simulator.rounds_)
+            + " ".join(f"{r['accuracy']:.2f}" for r in simulator.records_)
             + f"\n  at 50% labelled: accuracy {np.mean(final == y_test):.3f}, balanced accuracy "
             f"{balanced_accuracy_score(y_test, final):.3f}, training {seconds:.2f} s"
         )

@@ -59,8 +59,8 @@ def main():
         simulator.fit(rows(pool), y[pool], eval_set=(rows(test), y[test]))
         print(
             f"CAL-{replay.upper()}: test accuracy per round "
-            + " ".join(f"{r['accuracy']:.3f}" for r in simulator.rounds_)
-            + f"; training {simulator.rounds_[-1]['cumulative_train_seconds']:.0f} s, "
+            + " ".join(f"{r['accuracy']:.3f}" for r in simulator.records_)
+            + f"; training {simulator.records_[-1]['cumulative_train_seconds']:.0f} s, "
             f"whole campaign {time.perf_counter() - started:.0f} s"
         )
 

@@ -1,90 +1,226 @@
-"""The ``skcal`` command line: ``skcal bench`` reproduces the paper's tables and plots."""
+"""The ``skcal`` command line: ``skcal bench`` reproduces the paper's tables and plots.
+
+Every argument of ``skcal bench`` is checked before any training: a bad one
+ends the command with an argparse ``error:`` line naming the flag, exit
+status 2 and no traceback. The output folder is created and tested for
+writing before the first model trains, so results are never lost to a bad
+``--out``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .replay import REPLAY_STRATEGIES
 
 DEFAULT_METHODS = "retrain,warmstart,finetune,er,mir,der,sd,sds2"
+DEFAULT_BUDGETS = (0.1, 0.2, 0.3, 0.4, 0.5)
+QUICK_BUDGETS = (0.1, 0.2, 0.3)
+DEFAULT_DATA_ROOT = "~/.medmnist"
+DEFAULT_MEDMNIST_FLAG = "dermamnist"
 
 
-def _floats(text: str) -> list[float]:
+def _fraction(text: str) -> float:
+    """Parse one fraction in (0, 1]."""
     try:
-        return [float(part) for part in text.split(",") if part]
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated fractions, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise argparse.ArgumentTypeError(f"{text} is outside (0, 1]; it is a fraction of the pool")
+    return value
+
+
+def _fractions(text: str) -> list[float]:
+    """Parse comma-separated fractions in (0, 1]; an empty entry is an error, not a default."""
+    parts = [part.strip() for part in text.split(",")]
+    if not any(parts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated fractions such as 0.1,0.2, got {text!r}")
+    if not all(parts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated fractions, got an empty entry in {text!r}")
+    values = []
+    for part in parts:
+        try:
+            value = float(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated fractions, got {part!r} in {text!r}") from None
+        if not (math.isfinite(value) and 0 < value <= 1):
+            raise argparse.ArgumentTypeError(f"budget {part} is outside (0, 1]; budgets are fractions of the pool")
+        values.append(value)
+    return values
+
+
+def _positive_int(text: str) -> int:
+    """Parse a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    """Parse a comma-separated list of names: no empty entries, no repeats."""
+    names = [name.strip() for name in text.split(",")]
+    if not any(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"empty entry in {text!r}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f"{', '.join(repeated)} given more than once")
+    return names
+
+
+def _non_empty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser of the ``skcal`` command."""
+    """Build the argument parser of the ``skcal`` command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The ``bench`` subcommand's parser is its ``bench_parser`` attribute.
+    """
     parser = argparse.ArgumentParser(prog="skcal", description="Continual Active Learning tools.")
     commands = parser.add_subparsers(dest="command", required=True)
     bench = commands.add_parser(
         "bench",
         help="run the paper's AL-vs-CAL benchmark on real data",
         description="Run every method on the same simulated AL campaign; print the paper's table "
-        "(accuracy and speedup over standard AL per labelled fraction) and write CSV, JSON and plots.",
+        "(accuracy and speedup over standard AL per labelled fraction) and write CSV, JSON and plots. "
+        "The protocol is described in docs/protocol.md.",
     )
     bench.add_argument(
         "--dataset",
-        default="digits",
-        help="comma-separated: digits, pbmc68k, wordnet, or a path to .h5ad, MedMNIST .npz or text .csv",
+        type=_names,
+        default=["digits"],
+        help="comma-separated: digits, pbmc68k, wordnet, medmnist, or a path to .h5ad, MedMNIST .npz or text .csv",
     )
-    bench.add_argument("--label-key", help="obs column with the labels, for .h5ad files")
-    bench.add_argument("--data-root", default="~/.medmnist", help="folder with MedMNIST's <flag>.npz files")
-    bench.add_argument("--medmnist-flag", default="dermamnist", help="which MedMNIST dataset (default: the paper's)")
+    bench.add_argument("--label-key", type=_non_empty, help="obs column with the labels, for .h5ad files")
     bench.add_argument(
-        "--methods", default=DEFAULT_METHODS, help=f"comma-separated, from {','.join(REPLAY_STRATEGIES)} (default: all)"
+        "--data-root", type=_non_empty, help=f"folder with MedMNIST's <flag>.npz files (default {DEFAULT_DATA_ROOT})"
     )
-    bench.add_argument("--budgets", type=_floats, help="labelled fractions to report (default 0.1,...,0.5)")
-    bench.add_argument("--seeds", type=int, help="repeats with different splits and seed sets (default 3)")
-    bench.add_argument("--initial", type=float, default=0.05, help="seed-set fraction of the pool")
-    bench.add_argument("--query", type=float, default=0.05, help="fraction labelled per round")
-    bench.add_argument("--out", default="results", help="output folder (one subfolder per dataset)")
-    bench.add_argument("--round-epochs", type=int, help="epochs of a CAL round (default: the dataset's)")
-    bench.add_argument("--max-epochs", type=int, help="epoch cap of seed/AL rounds (default: the dataset's)")
-    bench.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
-    bench.add_argument("--threads", type=int, help="torch CPU threads")
+    bench.add_argument(
+        "--medmnist-flag",
+        type=_non_empty,
+        help=f"which MedMNIST dataset (default the paper's, {DEFAULT_MEDMNIST_FLAG})",
+    )
+    bench.add_argument(
+        "--methods",
+        type=_names,
+        default=DEFAULT_METHODS.split(","),
+        help=f"comma-separated, from {','.join(REPLAY_STRATEGIES)}; must include retrain (default: all)",
+    )
+    bench.add_argument("--budgets", type=_fractions, help="labelled fractions to report (default 0.1,...,0.5)")
+    bench.add_argument("--seeds", type=_positive_int, help="repeats with different splits and seed sets (default 3)")
+    bench.add_argument("--initial", type=_fraction, default=0.05, help="seed-set fraction of the pool")
+    bench.add_argument("--query", type=_fraction, default=0.05, help="fraction labelled per round")
+    bench.add_argument("--out", type=_non_empty, default="results", help="output folder (one subfolder per dataset)")
+    bench.add_argument("--round-epochs", type=_positive_int, help="epochs of a CAL round (default: the dataset's)")
+    bench.add_argument("--max-epochs", type=_positive_int, help="epoch cap of seed/AL rounds (default: the dataset's)")
+    bench.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N, mps or xpu")
+    bench.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     bench.add_argument("--quick", action="store_true", help="one seed, budgets 0.1-0.3: about a minute per dataset")
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.bench_parser = bench
     return parser
 
 
+def _argument_error(parser: argparse.ArgumentParser, error: Exception) -> NoReturn:
+    """Exit as argparse does (status 2, usage, ``error:`` line), naming the flag of a BenchmarkInputError."""
+    flag = "--" + getattr(error, "parameter", "").replace("_", "-")
+    parser.error(f"argument {flag}: {error}" if flag != "--" else str(error))
+
+
+def _check_dataset_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Reject options that no dataset of ``--dataset`` would use, then fill in their defaults."""
+    names = args.dataset
+    uses = {
+        "label_key": any(name.lower().endswith(".h5ad") for name in names),
+        "data_root": "medmnist" in names,
+        "medmnist_flag": "medmnist" in names,
+    }
+    needed_by = {
+        "label_key": "an .h5ad dataset",
+        "data_root": "--dataset medmnist",
+        "medmnist_flag": "--dataset medmnist",
+    }
+    for option, used in uses.items():
+        if getattr(args, option) is not None and not used:
+            flag = "--" + option.replace("_", "-")
+            parser.error(f"argument {flag}: only used with {needed_by[option]}, and --dataset has none")
+    args.data_root = args.data_root if args.data_root is not None else DEFAULT_DATA_ROOT
+    args.medmnist_flag = args.medmnist_flag if args.medmnist_flag is not None else DEFAULT_MEDMNIST_FLAG
+
+
 def bench(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
-    """Run ``skcal bench``."""
+    """Run ``skcal bench``: check every argument, then train, then write the results.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by :func:`build_parser`'s ``bench`` parser.
+    parser : argparse.ArgumentParser
+        The parser that reports argument errors (exit status 2).
+    argv : sequence of str
+        The command line, recorded in ``summary.json``.
+
+    Returns
+    -------
+    int
+        0 on success.
+    """
     import torch
     from tqdm import tqdm
 
-    from .bench import check_arguments, format_table, load_benchmark_data, run_benchmark, summarize, write_results
+    from .bench import (
+        BenchmarkInputError,
+        check_arguments,
+        check_device,
+        format_table,
+        load_benchmark_data,
+        plan_benchmark,
+        prepare_output,
+        run_benchmark,
+        summarize,
+        write_results,
+    )
 
-    methods = [method.strip() for method in args.methods.split(",") if method.strip()]
-    budgets = args.budgets or ([0.1, 0.2, 0.3] if args.quick else [0.1, 0.2, 0.3, 0.4, 0.5])
+    methods = args.methods
+    budgets = args.budgets if args.budgets is not None else list(QUICK_BUDGETS if args.quick else DEFAULT_BUDGETS)
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
-    if seeds < 1:
-        parser.error(f"--seeds must be at least 1, got {seeds}")
+    _check_dataset_options(args, parser)
     try:
         check_arguments(methods, budgets, args.initial, args.query)
+        check_device(args.device)
+        prepare_output(args.out, keep=False)  # fail on a bad --out now, not after the training
         data_sets = [
-            load_benchmark_data(name.strip(), args.label_key, args.data_root, args.medmnist_flag)
-            for name in args.dataset.split(",")
+            load_benchmark_data(name, args.label_key, args.data_root, args.medmnist_flag) for name in args.dataset
         ]
-    except (ValueError, KeyError, FileNotFoundError) as error:
-        parser.error(str(error))
-    for data in data_sets:
-        for name in ("round_epochs", "max_epochs"):
-            value = getattr(args, name)
-            if value is not None:
-                if value < 1:
-                    parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-                data.estimator_params[name] = value
-    if args.threads:
+        for data in data_sets:
+            for name in ("round_epochs", "max_epochs"):
+                if getattr(args, name) is not None:
+                    data.estimator_params[name] = getattr(args, name)
+            plan_benchmark(data, methods, budgets, args.initial, args.query)
+        folders = prepare_output(args.out, [data.name for data in data_sets])
+    except BenchmarkInputError as error:
+        _argument_error(parser, error)
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     command = "skcal " + " ".join(shlex.quote(arg) for arg in argv)
-    for data in data_sets:
+    for data, folder in zip(data_sets, folders, strict=True):
         print(f"\n{data.description}: methods {','.join(methods)}, budgets {budgets}, {seeds} seed(s)")
         with tqdm(total=seeds * len(methods), disable=args.no_progress, unit="campaign", file=sys.stderr) as bar:
 
@@ -92,28 +228,36 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: Seque
                 bar.set_postfix_str(description)
                 bar.update()
 
-            try:
-                result = run_benchmark(
-                    data,
-                    methods,
-                    budgets,
-                    seeds=seeds,
-                    initial=args.initial,
-                    query=args.query,
-                    device=args.device,
-                    progress=advance,
-                )
-            except ValueError as error:
-                parser.error(str(error))
-        paths = write_results(result, f"{args.out}/{data.name}", command=command)
+            result = run_benchmark(
+                data,
+                methods,
+                budgets,
+                seeds=seeds,
+                initial=args.initial,
+                query=args.query,
+                device=args.device,
+                progress=advance,
+            )
+        paths = write_results(result, folder, command=command)
         print(format_table(summarize(result)))
         print(f"wrote {', '.join(str(path) for path in paths.values())}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``skcal`` console script and ``python -m skcal``."""
+    """Entry point of the ``skcal`` console script and ``python -m skcal``.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments; ``sys.argv[1:]`` if None.
+
+    Returns
+    -------
+    int
+        The exit status (argument errors exit with status 2 through argparse).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    return bench(args, parser, argv)
+    return bench(args, parser.bench_parser, argv)

@@ -825,7 +825,11 @@ class ContinualActiveClassifier(NeuralNetClassifier):
                 f"grow_output needs the module's last torch.nn.Linear layer to emit one logit per class "
                 f"({len(self.classes_)}); found {layer!r}. Declare every label with classes= instead."
             )
-        self._replace_output_layer(len(new_labels))
+        seed = int(self.rng_.integers(2**62))  # the new units' weights are part of the seeded campaign
+        with torch.random.fork_rng(devices=[], enabled=self.random_state is not None):
+            if self.random_state is not None:
+                torch.manual_seed(seed)
+            self._replace_output_layer(len(new_labels))
         self.fitted_classes_ = np.concatenate([self.classes_, new_labels])
         self.labelled_history_.widen_logits(len(self.fitted_classes_))
         self.initialize_optimizer()

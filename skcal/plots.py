@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .replay import display_name
+
 if TYPE_CHECKING:
     from .bench import BenchmarkResult
 
@@ -24,8 +26,6 @@ def _pyplot():
 
 def speedup_vs_accuracy(summary: list, path: Path) -> Path:
     """Speedup against mean test accuracy, one panel per budget (the paper's Figures 2-7)."""
-    from .bench import DISPLAY_NAMES
-
     plt = _pyplot()
     budgets = sorted({row["budget"] for row in summary})
     figure, axes = plt.subplots(1, len(budgets), figsize=(3.2 * len(budgets), 3.4), squeeze=False)
@@ -37,7 +37,7 @@ def speedup_vs_accuracy(summary: list, path: Path) -> Path:
                 yerr=100 * row["accuracy_std"],
                 fmt="o",
                 capsize=3,
-                label=DISPLAY_NAMES.get(row["method"], row["method"]),
+                label=display_name(row["method"]),
             )
         axis.set_title(f"{budget:.0%} labelled")
         axis.set_xlabel("speedup over AL (training time)")
@@ -55,8 +55,6 @@ def forgetting(result: BenchmarkResult, path: Path) -> Path:
 
     Fine-tuning next to the CAL method with the best final accuracy, first seed.
     """
-    from .bench import DISPLAY_NAMES
-
     plt = _pyplot()
     final = {r["method"]: r["accuracy"] for r in result.rounds if r["seed"] == 0}
     cal = [m for m in result.methods if m in CAL_METHODS]
@@ -70,7 +68,7 @@ def forgetting(result: BenchmarkResult, path: Path) -> Path:
         for task in range(len(accuracies)):
             rounds = np.arange(task, len(accuracies))
             axis.plot(rounds, [100 * accuracies[r][task] for r in rounds], marker=".", label=f"task {task}")
-        axis.set_title(DISPLAY_NAMES.get(method, method))
+        axis.set_title(display_name(method))
         axis.set_xlabel("AL round")
         axis.grid(alpha=0.3)
     axes[0][0].set_ylabel("accuracy on the task's points (%)")
@@ -83,14 +81,12 @@ def forgetting(result: BenchmarkResult, path: Path) -> Path:
 
 def entropy_correlation(result: BenchmarkResult, path: Path) -> Path:
     """Correlation of the final models' entropy scores on the test set (the paper's Figure 8)."""
-    from .bench import DISPLAY_NAMES
-
     plt = _pyplot()
     methods = list(result.final_entropy)
     matrix = np.corrcoef(np.stack([result.final_entropy[m] for m in methods]))
     figure, axis = plt.subplots(figsize=(1.0 + 0.8 * len(methods), 0.6 + 0.8 * len(methods)))
     image = axis.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r")
-    names = [DISPLAY_NAMES.get(m, m) for m in methods]
+    names = [display_name(m) for m in methods]
     axis.set_xticks(range(len(methods)), names, rotation=45, ha="right")
     axis.set_yticks(range(len(methods)), names)
     for i in range(len(methods)):

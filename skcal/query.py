@@ -13,21 +13,36 @@ uncertainty strategies also accept any scikit-learn classifier with
 The pool is scored once, in batches of the estimator's batch size, in eval
 mode without gradients; no strategy builds an ``n x n`` matrix of the pool.
 Ties are broken towards the lower pool index.
+
+Every strategy checks its request and its data once, on entry: a pool (and
+GLISTER's ``X_val``, core-set's ``X_labelled``) holding NaN or infinity is
+refused as :meth:`~skcal.ContinualActiveClassifier.fit` refuses it, with a
+``ValueError`` that names the offending rows, and every strategy returns
+exactly ``n_instances`` distinct pool indices or raises.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
+from skorch.utils import is_dataset
 
-from ._data import move_to, n_samples
+from ._data import move_to, n_rows, n_samples, to_storage
+from ._validation import check_features, check_labels, encode_labels
 from .embedding import embeddings_and_logits, last_linear_layer
 from .estimator import ContinualActiveClassifier
 from .submodular import FacilityLocation, gaussian_similarity, maximize
+
+_ROWS_SHOWN = 10  # how many offending row indices an error message lists
+_FINITE_CHUNK = 65536  # rows per isfinite pass when locating non-finite rows (bounds the mask's memory)
 
 
 def _check_request(X_pool: Any, n_instances: Any) -> int:
@@ -41,6 +56,157 @@ def _check_request(X_pool: Any, n_instances: Any) -> int:
     if n_instances > n_pool:
         raise ValueError(f"n_instances={n_instances} is larger than the pool ({n_pool} points).")
     return int(n_instances)
+
+
+def _row_list(rows: np.ndarray) -> str:
+    """``[3, 17, 40]``, or the first ``_ROWS_SHOWN`` indices followed by ``...``."""
+    shown = ", ".join(str(row) for row in rows[:_ROWS_SHOWN].tolist())
+    return f"[{shown}{', ...' if len(rows) > _ROWS_SHOWN else ''}]"
+
+
+def _non_finite_rows(X: Any) -> tuple[np.ndarray, list]:
+    """Rows of ``X`` (in storage form, as ``fit`` stores it) holding NaN or infinity, and the dict keys concerned.
+
+    Returns empty results when ``X`` cannot be read row by row (the caller
+    then reports the structural error instead).
+    """
+    try:
+        data = to_storage(X)
+        n_total = n_rows(data)
+        arrays = list(data.items()) if isinstance(data, dict) else [(None, data)]
+        bad = np.zeros(n_total, dtype=bool)
+        keys = []
+        for key, values in arrays:
+            if sp.issparse(values):  # CSR: map the non-finite stored entries to their rows
+                entries = np.flatnonzero(~np.isfinite(values.data))
+                hits = np.searchsorted(values.indptr, entries, side="right") - 1
+            elif values.ndim >= 1 and values.is_floating_point() and len(values) == n_total:
+                flags = np.zeros(n_total, dtype=bool)
+                for start in range(0, n_total, _FINITE_CHUNK):
+                    block = values[start : start + _FINITE_CHUNK]
+                    flags[start : start + len(block)] = ~torch.isfinite(block.reshape(len(block), -1)).all(dim=1).cpu()
+                hits = np.flatnonzero(flags)
+            else:  # integer and boolean arrays (token ids, masks) are finite by construction
+                continue
+            if len(hits):
+                bad[hits] = True
+                keys.append(key)
+        return np.flatnonzero(bad), keys
+    except (TypeError, ValueError, IndexError):
+        return np.zeros(0, dtype=np.int64), []
+
+
+def _check_data(X: Any, name: str, net: ContinualActiveClassifier | None = None) -> Any:
+    """Validate ``X`` as ``fit`` validates training data, naming the rows that hold NaN or infinity.
+
+    Parameters
+    ----------
+    X : array-like, torch.Tensor, scipy.sparse matrix, dict of arrays or Dataset
+        The pool, a validation set or a labelled set.
+    name : str
+        How the error messages call ``X`` (``"X_pool"``, ``"X_val"``...).
+    net : ContinualActiveClassifier, optional
+        A fitted estimator: ``X`` must then have its training data's feature shape.
+
+    Returns
+    -------
+    Features or Dataset
+        ``X`` in skcal's storage form (no copy for float32 data), ready to be
+        scored; a torch ``Dataset`` is returned as is, like ``predict_proba`` does.
+
+    Raises
+    ------
+    ValueError
+        NaN or infinity (with the offending row indices and, for a dict, keys),
+        an empty or 1-D ``X``, or a feature shape the estimator was not trained on.
+    TypeError
+        A container or dtype skcal cannot use.
+    """
+    if is_dataset(X):
+        return X
+    history = getattr(net, "labelled_history_", None) if net is not None else None
+    expected_shape = history.feature_shape if history is not None and len(history) else None
+    try:
+        return check_features(X, expected_shape, expected_sparse=None)
+    except ValueError as error:  # only now look for the rows: no second pass over valid data
+        rows, keys = _non_finite_rows(X)
+        if not len(rows):
+            raise
+        where = name + "".join(f"[{key!r}]" for key in keys if key is not None)
+        raise ValueError(
+            f"{where} contains NaN or infinity in {len(rows)} of {n_samples(X)} rows: {_row_list(rows)}. "
+            "ContinualActiveClassifier.fit refuses such points, so they cannot be scored or labelled; "
+            "drop or impute those rows first."
+        ) from error
+
+
+def _check_pool(classifier: Any, X_pool: Any, n_instances: Any) -> tuple[Any, int]:
+    """Check a strategy's request, then its pool: the one entry check of every strategy.
+
+    The pool is validated like ``fit``'s training data whenever the classifier
+    is (or a learner wraps) a :class:`~skcal.ContinualActiveClassifier`, and
+    for ``random_sampling`` without a classifier; other scikit-learn
+    classifiers keep their own input rules (some predict on missing values).
+
+    Returns
+    -------
+    X_pool : Features, Dataset or the input
+        The validated pool in storage form, or ``X_pool`` unchanged for other classifiers.
+    n_instances : int
+    """
+    n_instances = _check_request(X_pool, n_instances)
+    net = getattr(classifier, "estimator", classifier)
+    if isinstance(net, ContinualActiveClassifier):
+        fitted = getattr(net, "initialized_", False) and hasattr(net, "fitted_classes_")
+        return _check_data(X_pool, "X_pool", net if fitted else None), n_instances
+    if classifier is None:
+        return _check_data(X_pool, "X_pool"), n_instances
+    return X_pool, n_instances
+
+
+def _check_outputs(values: torch.Tensor, strategy: str, name: str = "X_pool") -> torch.Tensor:
+    """Refuse non-finite scores, probabilities or embeddings (rows of ``values``), naming the rows.
+
+    They come from a diverged model (or a third-party classifier's
+    ``predict_proba``); ranking them would return fewer, or repeated, indices.
+    """
+    finite = torch.isfinite(values.reshape(len(values), -1)).all(dim=1)
+    if not bool(finite.all()):
+        rows = torch.nonzero(~finite).flatten().cpu().numpy()
+        raise ValueError(
+            f"{strategy}: the classifier's outputs are NaN or infinity for {len(rows)} of {len(values)} "
+            f"{name} rows: {_row_list(rows)}. On finite inputs this means the model has diverged "
+            "(check its weights, learning rate and the last round's loss); no selection was made."
+        )
+    return values
+
+
+def _takes_random_state(strategy: Callable) -> bool:
+    """Whether ``strategy`` accepts a ``random_state`` argument that is still free to set.
+
+    True for strategies such as :func:`random_sampling` and
+    :func:`badge_sampling`; False when ``strategy`` is a
+    :func:`functools.partial` that already fixes ``random_state`` (the user's
+    seed wins), and when the signature cannot be inspected or has no
+    parameter of that name.
+
+    Parameters
+    ----------
+    strategy : callable
+        A query strategy.
+
+    Returns
+    -------
+    bool
+    """
+    if isinstance(strategy, functools.partial) and "random_state" in strategy.keywords:
+        return False
+    try:
+        parameters = inspect.signature(strategy).parameters
+    except (TypeError, ValueError):
+        return False
+    parameter = parameters.get("random_state")
+    return parameter is not None and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
 
 
 def _network(classifier: Any, strategy: str) -> ContinualActiveClassifier:
@@ -82,6 +248,20 @@ def pool_outputs(net: ContinualActiveClassifier, X_pool: Any, embeddings: bool =
     return torch.cat(probabilities), (torch.cat(vectors).float() if embeddings else None)
 
 
+def _scored(
+    net: ContinualActiveClassifier, X: Any, strategy: str, name: str = "X_pool"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`pool_outputs` with embeddings, refusing non-finite outputs (a diverged model)."""
+    probabilities, embeddings = pool_outputs(net, X, embeddings=True)
+    _check_outputs(embeddings, strategy, name)
+    return _check_outputs(probabilities, strategy, name), embeddings
+
+
+def _embedded(net: ContinualActiveClassifier, X: Any, strategy: str, name: str = "X_pool") -> torch.Tensor:
+    """Return the embeddings of ``X`` alone, refusing non-finite ones."""
+    return _check_outputs(pool_outputs(net, X, embeddings=True)[1], strategy, name)
+
+
 def _pool_batches(net: ContinualActiveClassifier, X_pool: Any) -> Any:
     """Yield the pool in prediction batches on the estimator's device, in eval mode without gradients."""
     net.module_.eval()
@@ -95,13 +275,13 @@ def _uncertainty(classifier: Any, X_pool: Any, score: Any, strategy: str) -> tor
     net = getattr(classifier, "estimator", classifier)
     if not isinstance(net, ContinualActiveClassifier):
         try:
-            return score(torch.as_tensor(np.asarray(classifier.predict_proba(X_pool), dtype=np.float64)))
+            probabilities = torch.as_tensor(np.asarray(classifier.predict_proba(X_pool), dtype=np.float64))
         except NotFittedError as error:
             raise NotFittedError(f"{strategy}: the classifier is not fitted; fit it before querying.") from error
+        return _check_outputs(score(_check_outputs(probabilities, strategy)), strategy)
     net = _network(classifier, strategy)
-    return torch.cat(
-        [score(torch.softmax(net.infer(X_batch).float(), dim=1)) for X_batch in _pool_batches(net, X_pool)]
-    )
+    scores = [score(torch.softmax(net.infer(X_batch).float(), dim=1)) for X_batch in _pool_batches(net, X_pool)]
+    return _check_outputs(torch.cat(scores), strategy)  # NaN logits give NaN scores
 
 
 def _margin(probabilities: torch.Tensor) -> torch.Tensor:
@@ -145,7 +325,7 @@ def entropy_sampling(classifier: Any, X_pool: Any, n_instances: int = 1) -> np.n
     ndarray of int
         Pool row indices, most uncertain first.
     """
-    n_instances = _check_request(X_pool, n_instances)
+    X_pool, n_instances = _check_pool(classifier, X_pool, n_instances)
     return _top(_uncertainty(classifier, X_pool, entropy, "entropy_sampling"), n_instances)
 
 
@@ -165,7 +345,7 @@ def margin_sampling(classifier: Any, X_pool: Any, n_instances: int = 1) -> np.nd
     -------
     ndarray of int
     """
-    n_instances = _check_request(X_pool, n_instances)
+    X_pool, n_instances = _check_pool(classifier, X_pool, n_instances)
     return _top(_uncertainty(classifier, X_pool, _margin, "margin_sampling"), n_instances)
 
 
@@ -182,7 +362,7 @@ def least_confidence_sampling(classifier: Any, X_pool: Any, n_instances: int = 1
     -------
     ndarray of int
     """
-    n_instances = _check_request(X_pool, n_instances)
+    X_pool, n_instances = _check_pool(classifier, X_pool, n_instances)
     return _top(_uncertainty(classifier, X_pool, _least_confidence, "least_confidence_sampling"), n_instances)
 
 
@@ -201,7 +381,7 @@ def random_sampling(classifier: Any, X_pool: Any, n_instances: int = 1, random_s
     -------
     ndarray of int
     """
-    n_instances = _check_request(X_pool, n_instances)
+    X_pool, n_instances = _check_pool(classifier, X_pool, n_instances)
     return check_random_state(random_state).choice(n_samples(X_pool), n_instances, replace=False)
 
 
@@ -230,10 +410,10 @@ def fass_sampling(
     ndarray of int
         Pool row indices, in the greedy order.
     """
-    n_instances = _check_request(X_pool, n_instances)
+    X_pool, n_instances = _check_pool(classifier, X_pool, n_instances)
     if candidate_factor < 1:
         raise ValueError(f"candidate_factor must be at least 1, got {candidate_factor}.")
-    probabilities, embeddings = pool_outputs(_network(classifier, "fass_sampling"), X_pool, embeddings=True)
+    probabilities, embeddings = _scored(_network(classifier, "fass_sampling"), X_pool, "fass_sampling")
     n_candidates = min(len(probabilities), int(np.ceil(candidate_factor * n_instances)))
     candidates = _top(entropy(probabilities), n_candidates)
     z = embeddings[torch.from_numpy(candidates).to(embeddings.device)]
@@ -272,11 +452,12 @@ def coreset_sampling(classifier: Any, X_pool: Any, n_instances: int = 1, X_label
     ndarray of int
         Pool row indices, in the greedy order.
     """
-    n_instances = _check_request(X_pool, n_instances)
+    X_pool, n_instances = _check_pool(classifier, X_pool, n_instances)
     net = _network(classifier, "coreset_sampling")
-    embeddings = pool_outputs(net, X_pool, embeddings=True)[1]
-    labelled = net.labelled_history_.X if X_labelled is None else X_labelled
-    distances = _squared_distances_to(embeddings, pool_outputs(net, labelled, embeddings=True)[1])
+    labelled = net.labelled_history_.X if X_labelled is None else _check_data(X_labelled, "X_labelled", net)
+    embeddings = _embedded(net, X_pool, "coreset_sampling")
+    centres = _embedded(net, labelled, "coreset_sampling", "X_labelled")
+    distances = _squared_distances_to(embeddings, centres)
     chosen = []
     for _ in range(n_instances):
         pick = int(distances.argmax())
@@ -286,7 +467,7 @@ def coreset_sampling(classifier: Any, X_pool: Any, n_instances: int = 1, X_label
     return np.array(chosen)
 
 
-def _gradient_factors(net: ContinualActiveClassifier, X_pool: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def _gradient_factors(net: ContinualActiveClassifier, X_pool: Any, strategy: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Factors of the last-layer loss gradients with hypothesised labels.
 
     For cross-entropy and a linear last layer, the gradient with respect to
@@ -294,7 +475,7 @@ def _gradient_factors(net: ContinualActiveClassifier, X_pool: Any) -> tuple[torc
     ``(p - e_{y_hat}) z^T``; it is returned as the pair ``(p - e_{y_hat}, z)``
     so that no ``n x (K d)`` matrix is built.
     """
-    probabilities, z = pool_outputs(net, X_pool, embeddings=True)
+    probabilities, z = _scored(net, X_pool, strategy)
     residual = probabilities.clone()
     residual[torch.arange(len(residual)), probabilities.argmax(dim=1)] -= 1
     return residual, z
@@ -321,8 +502,8 @@ def badge_sampling(classifier: Any, X_pool: Any, n_instances: int = 1, random_st
     ndarray of int
         Pool row indices, in the order drawn.
     """
-    n_instances = _check_request(X_pool, n_instances)
-    residual, z = _gradient_factors(_network(classifier, "badge_sampling"), X_pool)
+    X_pool, n_instances = _check_pool(classifier, X_pool, n_instances)
+    residual, z = _gradient_factors(_network(classifier, "badge_sampling"), X_pool, "badge_sampling")
     norms = (residual.square().sum(dim=1) * z.square().sum(dim=1)).double()  # ||g_x||^2
     rng = check_random_state(random_state)
     pick = int(norms.argmax())
@@ -369,17 +550,17 @@ def glister_sampling(
     ndarray of int
         Pool row indices, in the greedy order.
     """
-    n_instances = _check_request(X_pool, n_instances)
+    X_pool, n_instances = _check_pool(classifier, X_pool, n_instances)
     if X_val is None or y_val is None:
         raise ValueError("glister_sampling needs a labelled validation set: pass X_val and y_val.")
     net = _network(classifier, "glister_sampling")
+    X_val = _check_data(X_val, "X_val", net)
     layer = last_linear_layer(net.module_)
     if layer is None:
         raise TypeError("glister_sampling needs a module whose last layer is a torch.nn.Linear.")
-    from ._validation import check_labels, encode_labels
 
-    residual, z = _gradient_factors(net, X_pool)
-    z_val = pool_outputs(net, X_val, embeddings=True)[1]
+    residual, z = _gradient_factors(net, X_pool, "glister_sampling")
+    z_val = _embedded(net, X_val, "glister_sampling", "X_val")
     y_val = encode_labels(check_labels(y_val, len(z_val)), net.classes_).to(z_val.device)
     weight = layer.weight.detach().float().clone()
     bias = layer.bias.detach().float().clone() if layer.bias is not None else torch.zeros(len(weight))

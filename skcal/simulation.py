@@ -25,7 +25,7 @@ from ._data import n_samples, select_rows
 from ._validation import check_labels
 from .estimator import ContinualActiveClassifier
 from .modal import ContinualActiveLearner
-from .query import entropy_sampling
+from .query import _takes_random_state, entropy_sampling
 
 
 def _resolve_size(size: Real, n_total: int, name: str) -> int:
@@ -62,7 +62,10 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         (``"retrain"`` is standard AL).
     query_strategy : callable, default=skcal.query.entropy_sampling
         ``strategy(learner, X_pool, n_instances=...) -> indices``: modAL's
-        strategies and ``skcal.query``'s.
+        strategies and ``skcal.query``'s. A strategy with a ``random_state``
+        parameter (``random_sampling``, ``badge_sampling``) is seeded from
+        ``random_state``, unless it is a :func:`functools.partial` that sets
+        its own ``random_state``, which is then used as given.
     initial_size : int or float, default=0.1
         Seed-set size: a count, or a fraction of ``len(X)``.
     query_size : int or float, default=0.05
@@ -74,8 +77,10 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         Stop once this many labels (a count, or a fraction of ``len(X)``)
         are reached; the last round is shortened to hit it exactly.
     random_state : int, RandomState instance or None, default=None
-        Seeds the seed set and, if the estimator has no ``random_state`` of
-        its own, the estimator's training.
+        Seeds the seed set, the query strategy if it takes a ``random_state``
+        (one ``RandomState`` drawn from this one serves every round, so two
+        fits with the same int pick the same points), and, if the estimator
+        has no ``random_state`` of its own, the estimator's training.
     track_forgetting : bool, default=False
         After every round also record ``round_accuracies``: the model's
         accuracy on the points labelled in each round so far (the paper's
@@ -89,7 +94,7 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         The final model.
     learner_ : ContinualActiveLearner
         The modAL learner that ran the loop.
-    rounds_ : list of dict
+    records_ : list of dict
         Per round: ``round``, ``n_labelled``, ``labelled_fraction``,
         ``strategy``, ``train_seconds``, ``cumulative_train_seconds``,
         ``samples_backpropagated``, ``cumulative_samples_backpropagated``,
@@ -174,10 +179,13 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
             estimator.set_params(random_state=int(rng.randint(2**31 - 1)))
 
         labelled = rng.choice(n_total, initial, replace=False)
+        query_kwargs = {}
+        if self.random_state is not None and _takes_random_state(self.query_strategy):
+            query_kwargs["random_state"] = np.random.RandomState(rng.randint(2**31 - 1))
         self.learner_ = ContinualActiveLearner(estimator, self.query_strategy)
         self.estimator_ = estimator
         self.classes_ = np.unique(labels)
-        self.rounds_ = []
+        self.records_ = []
         self.learner_.fit(select_rows(X, labelled), labels[labelled])
         self._record(labelled, n_total, 0.0, eval_set)
 
@@ -185,7 +193,7 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         while len(labelled) < budget:
             count = min(per_round, budget - len(labelled))
             started = time.perf_counter()
-            chosen, _ = self.learner_.query(select_rows(X, unlabelled), n_instances=count)
+            chosen, _ = self.learner_.query(select_rows(X, unlabelled), n_instances=count, **query_kwargs)
             query_seconds = time.perf_counter() - started
             chosen = unlabelled[np.asarray(chosen, dtype=np.int64)]
             if len(np.unique(chosen)) != len(chosen):
@@ -199,9 +207,9 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
 
     def _record(self, labelled: np.ndarray, n_total: int, query_seconds: float, eval_set: tuple | None) -> None:
         last = self.estimator_.rounds_[-1]
-        previous = self.rounds_[-1] if self.rounds_ else {}
+        previous = self.records_[-1] if self.records_ else {}
         record = {
-            "round": len(self.rounds_),
+            "round": len(self.records_),
             "n_labelled": len(labelled),
             "labelled_fraction": len(labelled) / n_total,
             "strategy": last["strategy"],
@@ -223,7 +231,7 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
             correct = self.estimator_.predict_proba(history.X).argmax(axis=1) == history.y.cpu().numpy()
             rounds = history.rounds.cpu().numpy()
             record["round_accuracies"] = (np.bincount(rounds, weights=correct) / np.bincount(rounds)).tolist()
-        self.rounds_.append(record)
+        self.records_.append(record)
         if self.verbose:
             accuracy = (
                 f", accuracy {record['accuracy']:.4f} (balanced {record['balanced_accuracy']:.4f})"

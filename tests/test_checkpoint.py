@@ -188,3 +188,125 @@ def test_an_interrupted_round_leaves_history_and_rounds(digits):
     interrupt.armed = False
     net.partial_fit(X[70:90], y[70:90])  # the same points can be taught again
     assert len(net.labelled_history_) == 90 and net.labelled_history_.rounds.tolist()[-1] == 2
+
+
+# -- integrity -----------------------------------------------------------------
+
+
+def fingerprint(net):
+    from test_atomic_rounds import fingerprint as full
+
+    return full(net)
+
+
+def rewrite(path, edit):
+    """Load a checkpoint's payload, apply ``edit``, write it back with a valid header and checksum."""
+    raw = path.read_bytes()
+    payload = raw.split(b"\n", 2)[2]
+    state = torch.load(io.BytesIO(payload), weights_only=True)
+    edit(state)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    path.write_bytes(b"SKCAL-CHECKPOINT 2\nsha256 " + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+
+
+def test_150_random_bit_flips_are_150_checkpoint_errors_and_change_nothing(digits, tmp_path):
+    X, y = digits
+    campaign(X, y, {"optimizer": torch.optim.SGD, "optimizer__momentum": 0.9, "replay": "der"}).save_checkpoint(
+        tmp_path
+    )
+    path = tmp_path / "checkpoint.pt"
+    original = path.read_bytes()
+    net = make_net().fit(X[:30], y[:30])
+    before = fingerprint(net)
+    rng = np.random.default_rng(0)
+    errors = 0
+    for _ in range(150):
+        flipped = bytearray(original)
+        position = int(rng.integers(len(flipped)))
+        flipped[position] ^= 1 << int(rng.integers(8))
+        path.write_bytes(bytes(flipped))
+        try:
+            net.load_checkpoint(tmp_path)
+        except CheckpointError:
+            errors += 1
+        assert fingerprint(net) == before
+    assert errors == 150
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda s: s["history"]["y"].__setitem__(3, 12), "labels outside the 10 classes"),
+        (lambda s: s["history"].__setitem__("logits", s["history"]["logits"][:, :4]), "stored logits have shape"),
+        (lambda s: s["history"]["rounds"].__setitem__(0, 2), "round ids are not in order"),
+        (lambda s: s.pop("rng"), r"missing entries \['rng'\]"),
+        (lambda s: s.pop("optimizer"), r"missing entries \['optimizer'\]"),
+        (lambda s: s["rounds"].pop(), "'rounds' does not match the history"),
+        (lambda s: s["rng"].__setitem__("bit_generator", "MT19937"), "not a PCG64"),
+        (lambda s: s["classes"].__setitem__("values", [0, 0, 1]), "duplicates"),
+        (lambda s: s["history"].__setitem__("features", s["history"]["features"][:5]), "features do not match"),
+    ],
+)
+def test_crafted_checkpoints_with_a_valid_checksum_are_rejected_before_any_change(digits, tmp_path, edit, message):
+    X, y = digits
+    campaign(X, y, {}).save_checkpoint(tmp_path)
+    rewrite(tmp_path / "checkpoint.pt", edit)
+    net = make_net().fit(X[:30], y[:30])
+    before = fingerprint(net)
+    with pytest.raises(CheckpointError, match=message):
+        net.load_checkpoint(tmp_path)
+    assert fingerprint(net) == before
+
+
+def test_an_optimizer_with_another_param_group_layout_changes_nothing(digits, tmp_path):
+    X, y = digits
+    campaign(X, y, {}).save_checkpoint(tmp_path)
+
+    def two_groups(state):
+        group = state["optimizer"]["param_groups"][0]
+        state["optimizer"]["param_groups"] = [dict(group, params=group["params"][:2]), dict(group, params=[9])]
+
+    rewrite(tmp_path / "checkpoint.pt", two_groups)
+    net = make_net().fit(X[:30], y[:30])
+    before = fingerprint(net)
+    with pytest.raises(CheckpointError, match="cannot be loaded into this estimator"):
+        net.load_checkpoint(tmp_path)
+    assert fingerprint(net) == before
+    fresh = make_net()
+    with pytest.raises(CheckpointError):
+        fresh.load_checkpoint(tmp_path)
+    assert not fresh.initialized_ and not fresh.__sklearn_is_fitted__()
+
+
+def test_a_grow_output_campaign_on_a_module_instance_resumes(digits, tmp_path):
+    from conftest import MLP
+
+    X, y = digits
+    seed, later = np.isin(y, [0, 1, 2]), np.isin(y, [3, 4])
+    net = make_net(module=MLP(n_out=3), grow_output=True).fit(X[seed][:60], y[seed][:60])
+    net.partial_fit(X[later][:30], y[later][:30])
+    net.save_checkpoint(tmp_path)
+    resumed = make_net(module=MLP(n_out=3), grow_output=True).load_checkpoint(tmp_path)
+    assert list(resumed.classes_) == [0, 1, 2, 3, 4]
+    assert fingerprint(resumed) == fingerprint(net)
+    np.testing.assert_array_equal(resumed.predict(X[:200]), net.predict(X[:200]))
+    nxt = slice(500, 540)
+    net.partial_fit(X[nxt], y[nxt])
+    resumed.partial_fit(X[nxt], y[nxt])
+    for key, value in net.module_.state_dict().items():
+        assert torch.equal(value, resumed.module_.state_dict()[key])
+
+
+def test_a_save_removes_the_temporary_files_of_an_interrupted_save(digits, tmp_path):
+    X, y = digits
+    net = campaign(X, y, {})
+    stale = tmp_path / ".checkpoint.pt.abc123.tmp"
+    tmp_path.mkdir(exist_ok=True)
+    stale.write_bytes(b"half a checkpoint")
+    unrelated = tmp_path / "notes.tmp"
+    unrelated.write_text("mine")
+    net.save_checkpoint(tmp_path)
+    assert not stale.exists() and unrelated.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "notes.tmp"]

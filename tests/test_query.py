@@ -234,3 +234,125 @@ def test_simulator_with_our_strategies(digits):
             make_net(random_state=None), strategy, initial_size=30, query_size=10, n_rounds=2, random_state=0
         ).fit(X[:300], y[:300])
         assert len(np.unique(sim.labelled_indices_)) == 50
+
+
+# -- non-finite pools and the size of every selection (issue 11) ----------------------------------------------------
+
+EVERY = [*ALL, Q.glister_sampling]
+
+
+@pytest.fixture(scope="module")
+def small_net(digits):
+    X, y = digits
+    return make_net(max_epochs=2).fit(X[:60], y[:60])
+
+
+def query_kwargs(strategy, digits):
+    """The extra arguments a strategy needs: GLISTER's validation set, a seed for the random ones."""
+    X, y = digits
+    if strategy is Q.glister_sampling:
+        return {"X_val": X[1500:1540], "y_val": y[1500:1540]}
+    if strategy in (Q.random_sampling, Q.badge_sampling):
+        return {"random_state": 0}
+    return {}
+
+
+def as_container(pool, container):
+    return {"numpy": pool, "torch": torch.from_numpy(pool), "sparse": sp.csr_matrix(pool)}[container]
+
+
+@pytest.mark.parametrize("strategy", EVERY)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("container", ["numpy", "torch", "sparse"])
+def test_non_finite_pool_is_rejected_naming_the_rows(digits, small_net, strategy, bad, container):
+    X, _ = digits
+    pool = X[100:160].copy()
+    pool[[7, 42], 5] = bad
+    with pytest.raises(ValueError, match=r"X_pool contains NaN or infinity.*\[7, 42\]"):
+        strategy(small_net, as_container(pool, container), 3, **query_kwargs(strategy, digits))
+
+
+@pytest.mark.parametrize("strategy", EVERY)
+def test_half_nan_pool_is_rejected(digits, small_net, strategy):
+    X, _ = digits
+    pool = X[100:140].copy()
+    pool[::2] = np.nan  # before the fix the uncertainty strategies returned no index at all
+    with pytest.raises(ValueError, match=r"NaN or infinity in 20 of 40 rows.*\[0, 2, 4, 6, 8"):
+        strategy(small_net, pool, 5, **query_kwargs(strategy, digits))
+
+
+def test_non_finite_values_a_float32_pool_cannot_hold_are_rejected(digits, small_net):
+    X, _ = digits
+    pool = X[100:130].astype(np.float64)
+    pool[11, 0] = 1e300  # finite in float64, infinity once stored as float32 (as fit stores it)
+    with pytest.raises(ValueError, match=r"NaN or infinity.*\[11\]"):
+        Q.entropy_sampling(small_net, pool, 2)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        small_net.fit(pool, np.zeros(len(pool), dtype=int))  # the same rows fit refuses
+
+
+@pytest.mark.parametrize("strategy", [Q.entropy_sampling, Q.random_sampling, Q.coreset_sampling, Q.badge_sampling])
+def test_non_finite_dict_pool_is_rejected_naming_the_key_and_rows(strategy):
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 50, size=(60, 6))
+    X = {"input_ids": ids, "attention_mask": np.ones(ids.shape, dtype=np.float32)}
+    net = make_net(module=TokenBag, max_epochs=1).fit({k: v[:30] for k, v in X.items()}, ids[:30, 0] % 3)
+    pool = {key: value[30:].copy() for key, value in X.items()}
+    pool["attention_mask"][4, 2] = np.nan
+    with pytest.raises(ValueError, match=r"X_pool\['attention_mask'\] contains NaN or infinity.*\[4\]"):
+        strategy(net, pool, 3)
+    pool["attention_mask"][4, 2] = 1.0  # integer ids and a finite mask: accepted
+    assert len(set(strategy(net, pool, 3).tolist())) == 3
+
+
+def test_glister_validation_set_and_coreset_labelled_set_are_checked(digits, small_net):
+    X, y = digits
+    X_val = X[1500:1540].copy()
+    X_val[13, 0] = np.inf
+    with pytest.raises(ValueError, match=r"X_val contains NaN or infinity.*\[13\]"):
+        Q.glister_sampling(small_net, X[100:160], 3, X_val=X_val, y_val=y[1500:1540])
+    X_labelled = X[:60].copy()
+    X_labelled[21, 3] = np.nan
+    with pytest.raises(ValueError, match=r"X_labelled contains NaN or infinity.*\[21\]"):
+        Q.coreset_sampling(small_net, X[100:160], 3, X_labelled=X_labelled)
+
+
+@pytest.mark.parametrize("strategy", EVERY)
+def test_pool_with_a_different_feature_shape_is_rejected(digits, small_net, strategy):
+    X, _ = digits
+    with pytest.raises(ValueError, match="expecting 64 features"):
+        strategy(small_net, X[100:160, :32], 3, **query_kwargs(strategy, digits))
+
+
+@pytest.mark.parametrize("strategy", EVERY)
+def test_every_selection_is_exactly_n_distinct_pool_rows(digits, small_net, strategy):
+    X, y = digits
+    # ties everywhere: each pool row appears three times, and some are copies of labelled points
+    pool = np.concatenate([np.repeat(X[100:110], 3, axis=0), X[:5]])
+    for n_instances in (1, 2, 7, 16, len(pool)):
+        chosen = strategy(small_net, pool, n_instances, **query_kwargs(strategy, digits))
+        assert isinstance(chosen, np.ndarray) and chosen.dtype.kind == "i"
+        assert len(chosen) == n_instances and len(np.unique(chosen)) == n_instances
+        assert chosen.min() >= 0 and chosen.max() < len(pool)
+
+
+@pytest.mark.parametrize("strategy", [s for s in EVERY if s is not Q.random_sampling])
+def test_a_diverged_model_raises_instead_of_returning_fewer_rows(digits, strategy):
+    X, y = digits
+    net = make_net(max_epochs=1).fit(X[:60], y[:60])
+    with torch.no_grad():
+        net.module_.hidden.weight[0, 0] = float("nan")  # every embedding and every logit row turns NaN
+    with pytest.raises(ValueError, match="NaN or infinity.*diverged"):
+        strategy(net, X[100:160], 4, **query_kwargs(strategy, digits))
+
+
+def test_third_party_classifiers_keep_their_own_input_rules(digits):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y = digits
+    model = HistGradientBoostingClassifier(max_iter=5, random_state=0).fit(X[:300], y[:300])
+    pool = X[300:400].copy()
+    pool[[3, 9], 0] = np.nan  # this model predicts on missing values
+    for strategy in (Q.entropy_sampling, Q.margin_sampling, Q.least_confidence_sampling):
+        chosen = strategy(model, pool, 10)
+        assert len(np.unique(chosen)) == 10

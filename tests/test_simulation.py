@@ -1,3 +1,5 @@
+import functools
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -5,6 +7,7 @@ from conftest import make_net
 from modAL.uncertainty import margin_sampling
 from sklearn.model_selection import GridSearchCV
 
+from skcal.query import badge_sampling, random_sampling
 from skcal.simulation import ActiveLearningSimulator
 
 
@@ -18,17 +21,17 @@ def test_bookkeeping(digits):
     X, y = digits
     sim = simulator().fit(X[:600], y[:600], eval_set=(X[600:900], y[600:900]))
     labelled = sim.labelled_indices_
-    assert [r["n_labelled"] for r in sim.rounds_] == [40, 60, 80, 100]
+    assert [r["n_labelled"] for r in sim.records_] == [40, 60, 80, 100]
     assert len(labelled) == 100 and len(np.unique(labelled)) == 100  # never re-labels a point
-    assert [r["strategy"] for r in sim.rounds_] == ["seed", "er", "er", "er"]
-    assert sim.rounds_[2]["labelled_fraction"] == pytest.approx(80 / 600)
-    cumulative = np.cumsum([r["train_seconds"] for r in sim.rounds_])
-    np.testing.assert_allclose([r["cumulative_train_seconds"] for r in sim.rounds_], cumulative)
-    assert all(0 <= r["accuracy"] <= 1 for r in sim.rounds_)
-    assert sim.rounds_[0]["query_seconds"] == 0 and all(r["query_seconds"] > 0 for r in sim.rounds_[1:])
+    assert [r["strategy"] for r in sim.records_] == ["seed", "er", "er", "er"]
+    assert sim.records_[2]["labelled_fraction"] == pytest.approx(80 / 600)
+    cumulative = np.cumsum([r["train_seconds"] for r in sim.records_])
+    np.testing.assert_allclose([r["cumulative_train_seconds"] for r in sim.records_], cumulative)
+    assert all(0 <= r["accuracy"] <= 1 for r in sim.records_)
+    assert sim.records_[0]["query_seconds"] == 0 and all(r["query_seconds"] > 0 for r in sim.records_[1:])
     history = sim.estimator_.labelled_history_
     np.testing.assert_array_equal(history.X.numpy(), X[labelled])  # labelled in query order
-    assert sim.score(X[600:900], y[600:900]) == sim.rounds_[-1]["accuracy"]
+    assert sim.score(X[600:900], y[600:900]) == sim.records_[-1]["accuracy"]
 
 
 def test_balanced_accuracy_is_the_mean_recall_over_classes(digits):
@@ -38,9 +41,9 @@ def test_balanced_accuracy_is_the_mean_recall_over_classes(digits):
     sim = simulator(n_rounds=1).fit(X[:500], y[:500], eval_set=(X[500:900], y[500:900]))
     predicted, truth = sim.predict(X[500:900]), y[500:900]
     recalls = [np.mean(predicted[truth == label] == label) for label in np.unique(truth)]
-    assert sim.rounds_[-1]["balanced_accuracy"] == pytest.approx(np.mean(recalls))
-    assert sim.rounds_[-1]["accuracy"] == pytest.approx(np.mean(predicted == truth))
-    assert sim.rounds_[-1]["balanced_accuracy"] != pytest.approx(sim.rounds_[-1]["accuracy"])
+    assert sim.records_[-1]["balanced_accuracy"] == pytest.approx(np.mean(recalls))
+    assert sim.records_[-1]["accuracy"] == pytest.approx(np.mean(predicted == truth))
+    assert sim.records_[-1]["balanced_accuracy"] != pytest.approx(sim.records_[-1]["accuracy"])
 
 
 def test_queries_come_from_the_strategy(digits):
@@ -56,9 +59,9 @@ def test_queries_come_from_the_strategy(digits):
 def test_budget_and_fractions(digits):
     X, y = digits
     sim = simulator(initial_size=0.1, query_size=0.05, n_rounds=None, budget=0.23).fit(X[:400], y[:400])
-    assert [r["n_labelled"] for r in sim.rounds_] == [40, 60, 80, 92]
+    assert [r["n_labelled"] for r in sim.records_] == [40, 60, 80, 92]
     default = simulator(initial_size=100, query_size=50, n_rounds=None).fit(X[:400], y[:400])
-    assert default.rounds_[-1]["n_labelled"] == 200  # half the pool
+    assert default.records_[-1]["n_labelled"] == 200  # half the pool
 
 
 def test_reproducible_with_random_state(digits):
@@ -122,7 +125,7 @@ def test_grid_search_over_cal_methods_in_parallel(digits):
     results = search.cv_results_
     assert len(results["params"]) == 6
     assert np.all(results["mean_fit_time"] > 0) and np.all(np.isfinite(results["mean_test_score"]))
-    assert search.best_estimator_.rounds_[-1]["n_labelled"] == 80
+    assert search.best_estimator_.records_[-1]["n_labelled"] == 80
 
 
 def test_grid_search_on_a_dask_cluster(digits):
@@ -142,9 +145,40 @@ def test_grid_search_on_a_dask_cluster(digits):
 def test_track_forgetting_records_accuracy_on_each_rounds_points(digits):
     X, y = digits
     sim = simulator(track_forgetting=True).fit(X[:400], y[:400])
-    assert [len(r["round_accuracies"]) for r in sim.rounds_] == [1, 2, 3, 4]
-    last = sim.rounds_[-1]["round_accuracies"]
+    assert [len(r["round_accuracies"]) for r in sim.records_] == [1, 2, 3, 4]
+    last = sim.records_[-1]["round_accuracies"]
     labelled = sim.labelled_indices_
     blocks = [labelled[:40], labelled[40:60], labelled[60:80], labelled[80:100]]
     expected = [np.mean(sim.predict(X[rows]) == y[rows]) for rows in blocks]
     np.testing.assert_allclose(last, expected)
+
+
+TIMINGS = {"train_seconds", "cumulative_train_seconds", "query_seconds"}
+
+
+def without_timings(rounds):
+    return [{key: value for key, value in record.items() if key not in TIMINGS} for record in rounds]
+
+
+@pytest.mark.parametrize("strategy", [random_sampling, badge_sampling])
+def test_random_state_seeds_the_query_strategy(digits, strategy):
+    X, y = digits
+    runs = [
+        simulator(query_strategy=strategy, random_state=seed).fit(X[:400], y[:400], eval_set=(X[600:800], y[600:800]))
+        for seed in (0, 0, 1)
+    ]
+    first, second, other = runs
+    np.testing.assert_array_equal(first.labelled_indices_, second.labelled_indices_)
+    assert without_timings(first.records_) == without_timings(second.records_)
+    np.testing.assert_array_equal(first.predict_proba(X[800:900]), second.predict_proba(X[800:900]))
+    assert not np.array_equal(first.labelled_indices_[40:], other.labelled_indices_[40:])
+
+
+def test_a_partial_with_its_own_random_state_wins(digits):
+    X, y = digits
+    mine = functools.partial(random_sampling, random_state=5)
+    runs = [simulator(query_strategy=mine, random_state=seed, n_rounds=1).fit(X[:400], y[:400]) for seed in (0, 1)]
+    for sim in runs:
+        pool = np.setdiff1d(np.arange(400), sim.labelled_indices_[:40])
+        expected = pool[np.random.RandomState(5).choice(len(pool), 20, replace=False)]
+        np.testing.assert_array_equal(sim.labelled_indices_[40:], expected)

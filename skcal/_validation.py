@@ -198,8 +198,8 @@ def check_estimator_params(net: Any) -> None:
 
     if not (net.replay_size is None or (_is_int(net.replay_size) and net.replay_size >= 0)):
         fail("replay_size", "a non-negative integer or None")
-    if not (_is_int(net.round_epochs) and net.round_epochs >= 0):
-        fail("round_epochs", "a non-negative integer")
+    if not (net.round_epochs == "auto" or (_is_int(net.round_epochs) and net.round_epochs >= 0)):
+        fail("round_epochs", 'a non-negative integer or "auto"')
     if not (_is_int(net.max_epochs) and net.max_epochs >= 0):
         fail("max_epochs", "a non-negative integer")
     stop = net.train_accuracy_stop

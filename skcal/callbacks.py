@@ -10,8 +10,11 @@ round ends at whichever rule fires first. An interrupt raised anywhere else
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
+import torch
 from skorch.callbacks import Callback
 
 
@@ -31,7 +34,110 @@ class TrainAccuracyStop(Callback):
         if round_ is None or round_.stop_accuracy is None or round_.epochs == 0:
             return
         if round_.train_accuracy >= round_.stop_accuracy:
+            round_.stopped_by = "train_accuracy_stop"
             raise KeyboardInterrupt
 
 
-__all__ = ["TrainAccuracyStop"]
+class AutoRoundStop(Callback):
+    """End a replay round once its new points are learned without forgetting, or training stalls.
+
+    Active in rounds with ``round_epochs="auto"``, which then run up to
+    ``max_epochs`` epochs. After every epoch (never before the first) the
+    round stops when either rule holds:
+
+    - **learned**: the epoch's training accuracy on the *new* points reached
+      ``new_accuracy`` (default: the estimator's ``train_accuracy_stop``, or
+      0.99 without one), and the epoch's accuracy on the *replayed* points is
+      no more than ``tolerance`` below the model's accuracy on the history at
+      the round's start (measured on a random sample of ``sample_size``
+      history points before training, in eval mode, and counted in
+      ``samples_forwarded``);
+    - **plateau**: the epoch's mean training loss has not improved on the
+      round's best by a relative ``min_improvement`` for ``patience`` epochs.
+
+    Which rule ended the round is ``stopped_by`` in its ``rounds_`` record
+    (``"learned"``, ``"plateau"``, or None when ``max_epochs`` ended it).
+
+    Parameters
+    ----------
+    new_accuracy : float or None, default=None
+        Training accuracy on the new points that counts as learned.
+    tolerance : float, default=0.02
+        How far the replayed points' accuracy may sit below its start value.
+    patience : int, default=3
+        Epochs without a relative ``min_improvement`` of the loss before the round stops.
+    min_improvement : float, default=0.01
+        The relative loss improvement that resets ``patience``.
+    sample_size : int, default=1024
+        History points scored at the round's start.
+    """
+
+    def __init__(
+        self,
+        new_accuracy: float | None = None,
+        tolerance: float = 0.02,
+        patience: int = 3,
+        min_improvement: float = 0.01,
+        sample_size: int = 1024,
+    ):
+        self.new_accuracy = new_accuracy
+        self.tolerance = tolerance
+        self.patience = patience
+        self.min_improvement = min_improvement
+        self.sample_size = sample_size
+
+    def on_train_begin(self, net: Any, **kwargs: Any) -> None:
+        """Measure the model's accuracy on a sample of the history before the round trains."""
+        self.start_accuracy_ = math.nan
+        self.best_loss_, self.stalled_epochs_ = math.inf, 0
+        round_ = getattr(net, "round_", None)
+        if round_ is None or not round_.auto_epochs or len(net.labelled_history_) == 0:
+            return
+        self.start_accuracy_ = round_.start_accuracy = self._history_accuracy(net, round_)
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
+        """Stop if the new points are learned without forgetting, or the loss stalled."""
+        round_ = getattr(net, "round_", None)
+        if round_ is None or not round_.auto_epochs or round_.epochs == 0:
+            return
+        if round_.epoch_loss < self.best_loss_ * (1 - self.min_improvement):
+            self.best_loss_, self.stalled_epochs_ = round_.epoch_loss, 0
+        else:
+            self.stalled_epochs_ += 1
+        target = self.new_accuracy
+        if target is None:
+            target = net.train_accuracy_stop if net.train_accuracy_stop is not None else 0.99
+        kept = (
+            math.isnan(self.start_accuracy_)
+            or math.isnan(round_.replay_accuracy)
+            or round_.replay_accuracy >= self.start_accuracy_ - self.tolerance
+        )
+        if round_.new_accuracy >= target and kept:
+            round_.stopped_by = "learned"
+        elif self.stalled_epochs_ >= self.patience:
+            round_.stopped_by = "plateau"
+        else:
+            return
+        raise KeyboardInterrupt
+
+    def _history_accuracy(self, net: Any, round_: Any) -> float:
+        history = net.labelled_history_
+        # a generator of its own: the round's draws stay those of a fixed-epoch round
+        positions = history.sample(int(self.sample_size), np.random.default_rng(round_.seed + 1))
+        module = net.module_
+        was_training = module.training
+        module.eval()
+        correct = 0
+        try:
+            with torch.no_grad():
+                for chunk in positions.split(max(1, net.training_batch_size())):
+                    batch = history.batch(chunk)
+                    predicted = net.infer(batch.X).argmax(dim=1)
+                    correct += int((predicted == batch.y.to(predicted.device)).sum())
+        finally:
+            module.train(was_training)
+        net.count_samples(forwarded=len(positions))
+        return correct / len(positions)
+
+
+__all__ = ["AutoRoundStop", "TrainAccuracyStop"]

@@ -11,8 +11,6 @@ an :class:`~skcal.snapshot.EstimatorSnapshot`.
 
 from __future__ import annotations
 
-import copy
-import inspect
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,9 +35,10 @@ from ._validation import (
     encode_labels,
     feature_names,
 )
-from .callbacks import TrainAccuracyStop
+from .callbacks import AutoRoundStop, TrainAccuracyStop
 from .embedding import last_linear_layer
 from .history import LabelledHistory
+from .network import check_state_dict, reset_parameters, sizes_from_data, widened_output
 from .replay import ReplayStrategy, SeedRound, make_strategy
 from .round import Round, RoundStopped
 from .snapshot import EstimatorSnapshot
@@ -65,28 +64,6 @@ def _accuracy_on_encoded(net: ContinualActiveClassifier, X: Any, y: Any) -> floa
     """Accuracy against encoded labels, for skorch's validation scoring."""
     predicted = net.predict_proba(X).argmax(axis=1)
     return float(np.mean(predicted == np.asarray(y)))
-
-
-def reset_parameters(module: torch.nn.Module) -> list[str]:
-    """Call ``reset_parameters()`` on every submodule that has one; return the parameters it missed.
-
-    Parameters
-    ----------
-    module : torch.nn.Module
-
-    Returns
-    -------
-    list of str
-        Names of parameters owned by submodules without ``reset_parameters``
-        (they keep their values).
-    """
-    missed = []
-    for prefix, layer in module.named_modules():
-        if callable(getattr(layer, "reset_parameters", None)):
-            layer.reset_parameters()
-        else:
-            missed += [f"{prefix}.{name}" if prefix else name for name, _ in layer.named_parameters(recurse=False)]
-    return missed
 
 
 class ContinualActiveClassifier(NeuralNetClassifier):
@@ -128,8 +105,12 @@ class ContinualActiveClassifier(NeuralNetClassifier):
     replay_size : int or None, default=None
         ``m'``, the number of history points replayed with each minibatch of
         new points; None means the training batch size ``m``.
-    round_epochs : int, default=10
+    round_epochs : int or "auto", default=10
         Epochs of a replay round; an epoch is one pass over the *new* points.
+        ``"auto"`` ends each replay round when its new points are learned
+        without forgetting the history, or when its loss stalls, at most
+        ``max_epochs`` epochs: the rule is the callback
+        :class:`~skcal.callbacks.AutoRoundStop` (``callbacks__auto_stop__*``).
     train_accuracy_stop : float or None, default=None
         Stop a round that trains on the whole labelled set (the seed round,
         ``retrain`` and ``warmstart``) once an epoch's training accuracy
@@ -235,6 +216,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             ("valid_acc", EpochScoring(_accuracy_on_encoded, name="valid_acc", lower_is_better=False)),
             ("print_log", PrintLog()),
             ("accuracy_stop", TrainAccuracyStop()),
+            ("auto_stop", AutoRoundStop()),
         ]
 
     def __sklearn_tags__(self) -> Any:
@@ -294,26 +276,13 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         kwargs = self.get_params_for("module")
         history = getattr(self, "labelled_history_", None)
         if callable(self.module) and not isinstance(self.module, torch.nn.Module) and history is not None:
-            kwargs = {**self._sizes_from_data(history.feature_shape), **kwargs}
+            n_classes = len(self.fitted_classes_) if hasattr(self, "fitted_classes_") else None
+            kwargs = {**sizes_from_data(self.module, history.feature_shape, n_classes), **kwargs}
         module = self.initialized_instance(self.module, kwargs)
         if module is self.module and not self.warm_start:
             self._reset_instance(module)
         self.module_ = module
         return self
-
-    def _sizes_from_data(self, shape: Any) -> dict:
-        try:
-            accepted = inspect.signature(self.module).parameters
-        except (TypeError, ValueError):
-            return {}
-        sizes = {}
-        if isinstance(shape, tuple) and len(shape) == 1 and "n_features" in accepted:
-            sizes["n_features"] = shape[0]
-        if isinstance(shape, tuple) and len(shape) == 3 and "in_channels" in accepted:
-            sizes["in_channels"] = shape[0]  # images: (channels, height, width)
-        if "n_classes" in accepted and hasattr(self, "fitted_classes_"):
-            sizes["n_classes"] = len(self.fitted_classes_)
-        return sizes
 
     @staticmethod
     def _reset_instance(module: torch.nn.Module) -> None:
@@ -421,14 +390,18 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             super().notify(method_name, **cb_kwargs)
         except KeyboardInterrupt:
             if self.round_ is not None and method_name == "on_epoch_end":
+                self.round_.stopped_by = self.round_.stopped_by or "callback"
                 raise RoundStopped from None
             raise
 
     def on_epoch_end(self, net: Any, dataset_train: Any = None, dataset_valid: Any = None, **kwargs: Any) -> None:
-        """Record the epoch's training accuracy as ``train_acc`` in skorch's history."""
+        """Record the epoch's training accuracy in skorch's history: all, new and replayed points."""
         super().on_epoch_end(net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs)
-        if self.round_ is not None and self.round_.end_epoch():
-            self.history.record("train_acc", self.round_.train_accuracy)
+        round_ = self.round_
+        if round_ is not None and round_.end_epoch():
+            self.history.record("train_acc", round_.train_accuracy)
+            self.history.record("train_acc_new", round_.new_accuracy)
+            self.history.record("train_acc_replay", round_.replay_accuracy)
 
     def count_samples(self, forwarded: int = 0, backpropagated: int = 0) -> None:
         """Add work a strategy did beyond the training step to the round's record.
@@ -666,8 +639,8 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             layer = last_linear_layer(self.module_)
             if self.grow_output and layer is not None and layer.out_features < len(self.fitted_classes_):
                 extra = len(self.fitted_classes_) - layer.out_features
-                self._replace_output_layer(extra)
-            self._check_module_state(state["module"])
+                self.module_ = widened_output(self.module_, extra)
+            check_state_dict(self.module_, state["module"])
             self.module_.load_state_dict(state["module"])
             self.initialize_optimizer()
             self.optimizer_.load_state_dict(state["optimizer"])
@@ -679,21 +652,6 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             for epoch in state["training_log"]:
                 self.history.append(dict(epoch))
         return self
-
-    def _check_module_state(self, saved: dict) -> None:
-        current = self.module_.state_dict()
-        missing, unexpected = sorted(set(current) - set(saved)), sorted(set(saved) - set(current))
-        if missing or unexpected:
-            raise ValueError(
-                f"the state is for a different module: missing {missing[:5]}, unexpected {unexpected[:5]}. "
-                "Build the estimator with the parameters the checkpoint was made with."
-            )
-        for key, value in current.items():
-            if tuple(saved[key].shape) != tuple(value.shape):
-                raise ValueError(
-                    f"the state is for a different module: {key} has shape {tuple(saved[key].shape)} there, "
-                    f"{tuple(value.shape)} here."
-                )
 
     # -- rounds ------------------------------------------------------------
     @contextmanager
@@ -753,6 +711,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             replay_size=self._replay_size(),
             seed=int(self.rng_.integers(2**62)),
             stop_accuracy=strategy.stop_accuracy(self),
+            auto_epochs=strategy.stops_automatically(self),
         )
         history.stage(X, y)
         with self._in_round(round_):
@@ -829,25 +788,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         with torch.random.fork_rng(devices=[], enabled=self.random_state is not None):
             if self.random_state is not None:
                 torch.manual_seed(seed)
-            self._replace_output_layer(len(new_labels))
+            self.module_ = widened_output(self.module_, len(new_labels))
         self.fitted_classes_ = np.concatenate([self.classes_, new_labels])
         self.labelled_history_.widen_logits(len(self.fitted_classes_))
         self.initialize_optimizer()
-
-    def _replace_output_layer(self, extra: int) -> None:
-        """Give a copy of the module ``extra`` more outputs, old weights kept; the copy becomes ``module_``.
-
-        A copy, so that a failed round can put the old module back untouched.
-        """
-        module = copy.deepcopy(self.module_)
-        layer = last_linear_layer(module)
-        grown = torch.nn.Linear(layer.in_features, layer.out_features + extra, bias=layer.bias is not None)
-        grown = grown.to(device=layer.weight.device, dtype=layer.weight.dtype)
-        with torch.no_grad():
-            grown.weight[: layer.out_features] = layer.weight
-            if layer.bias is not None:
-                grown.bias[: layer.out_features] = layer.bias
-        name = next(name for name, submodule in module.named_modules() if submodule is layer)
-        parent, _, attribute = name.rpartition(".")
-        setattr(module.get_submodule(parent) if parent else module, attribute, grown)
-        self.module_ = module

@@ -50,6 +50,9 @@ class Round:
     stop_accuracy : float or None, default=None
         End the round once an epoch's training accuracy reaches this value
         (read by :class:`~skcal.callbacks.TrainAccuracyStop`); None never stops early.
+    auto_epochs : bool, default=False
+        The round's length is decided by :class:`~skcal.callbacks.AutoRoundStop`
+        (``round_epochs="auto"``) instead of a fixed epoch count.
 
     Attributes
     ----------
@@ -66,6 +69,15 @@ class Round:
         the loss was computed on, replayed ones included).
     new_accuracy : float
         Training accuracy of the last epoch on the newly labelled points only.
+    replay_accuracy : float
+        Training accuracy of the last epoch on the replayed points (NaN if none).
+    epoch_loss : float
+        Mean training loss of the last epoch.
+    stopped_by : str or None
+        What ended the round early: the name of the rule, or None.
+    start_accuracy : float
+        With ``auto_epochs``, the model's accuracy on a sample of the history
+        before the round trained (NaN otherwise).
     seconds : float
         Training time, set when the round ends.
     """
@@ -77,16 +89,22 @@ class Round:
     replay_size: int
     seed: int
     stop_accuracy: float | None = None
+    auto_epochs: bool = False
     epochs: int = 0
     samples_forwarded: int = 0
     samples_backpropagated: int = 0
     train_accuracy: float = float("nan")
     new_accuracy: float = float("nan")
+    replay_accuracy: float = float("nan")
+    epoch_loss: float = float("nan")
+    stopped_by: str | None = None
+    start_accuracy: float = float("nan")
     seconds: float = float("nan")
     rng: np.random.Generator = field(init=False, repr=False)
     shuffle_generator: torch.Generator = field(init=False, repr=False)
     _correct: list = field(default_factory=list, repr=False)
     _correct_new: list = field(default_factory=list, repr=False)
+    _losses: list = field(default_factory=list, repr=False)
     _saved_lrs: list = field(default_factory=list, repr=False)
     _started: float = field(default=0.0, repr=False)
 
@@ -133,6 +151,7 @@ class Round:
         correct = outputs.detach().argmax(dim=1) == labels.to(outputs.device)
         self._correct.append(correct)
         self._correct_new.append(correct[:n_new])
+        self._losses.append(value)
         self.samples_forwarded += len(outputs)
         self.samples_backpropagated += len(outputs)
 
@@ -146,9 +165,13 @@ class Round:
         if not self._correct:
             return False
         self.epochs += 1
-        self.train_accuracy = torch.cat(self._correct).float().mean().item()
-        self.new_accuracy = torch.cat(self._correct_new).float().mean().item()
-        self._correct, self._correct_new = [], []
+        correct, new = torch.cat(self._correct), torch.cat(self._correct_new)
+        self.train_accuracy = correct.float().mean().item()
+        self.new_accuracy = new.float().mean().item()
+        n_replayed = len(correct) - len(new)
+        self.replay_accuracy = (correct.sum() - new.sum()).item() / n_replayed if n_replayed else float("nan")
+        self.epoch_loss = sum(self._losses) / len(self._losses)
+        self._correct, self._correct_new, self._losses = [], [], []
         return True
 
     # -- learning rate -----------------------------------------------------
@@ -177,6 +200,8 @@ class Round:
             "samples_backpropagated": self.samples_backpropagated,
             "train_seconds": self.seconds,
             "train_accuracy": self.train_accuracy,
+            "stopped_by": self.stopped_by,
+            "start_accuracy": self.start_accuracy,
         }
 
 

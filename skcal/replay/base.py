@@ -66,7 +66,7 @@ class Trainer(Protocol):
     labelled_history_: LabelledHistory
     round_: Round
     max_epochs: int
-    round_epochs: int
+    round_epochs: int | str
     train_accuracy_stop: float | None
     scale_lr: bool
     reset_optimizer: bool
@@ -200,8 +200,12 @@ class ReplayStrategy(BaseEstimator):
         return history.staged_X, history.staged_y
 
     def n_epochs(self, net: Trainer) -> int:
-        """Epochs of the round: ``round_epochs``."""
-        return net.round_epochs
+        """Epochs of the round: ``round_epochs``, or at most ``max_epochs`` when it is ``"auto"``."""
+        return net.max_epochs if net.round_epochs == "auto" else net.round_epochs
+
+    def stops_automatically(self, net: Trainer) -> bool:
+        """Whether :class:`~skcal.callbacks.AutoRoundStop` decides the round's length (``round_epochs="auto"``)."""
+        return net.round_epochs == "auto"
 
     def stop_accuracy(self, net: Trainer) -> float | None:
         """Return the training accuracy that ends the round early: None, replay rounds run every epoch."""
@@ -364,6 +368,10 @@ class LabelledSetTraining(ReplayStrategy):
     def stop_accuracy(self, net: Trainer) -> float | None:
         """``train_accuracy_stop``."""
         return net.train_accuracy_stop
+
+    def stops_automatically(self, net: Trainer) -> bool:
+        """Never: these rounds stop on ``train_accuracy_stop`` or ``max_epochs``."""
+        return False
 
     def train_step(self, net: Trainer, batch: Any, **fit_params: Any) -> dict:
         """Skorch's own training step."""

@@ -77,7 +77,7 @@ class Round:
         What ended the round early: the name of the rule, or None.
     start_accuracy : float
         With ``auto_epochs``, the model's accuracy on a sample of the history
-        before the round trained (NaN otherwise).
+        before the round trained (NaN otherwise; None in the record).
     seconds : float
         Training time, set when the round ends.
     """
@@ -201,7 +201,7 @@ class Round:
             "train_seconds": self.seconds,
             "train_accuracy": self.train_accuracy,
             "stopped_by": self.stopped_by,
-            "start_accuracy": self.start_accuracy,
+            "start_accuracy": None if math.isnan(self.start_accuracy) else self.start_accuracy,
         }
 
 

@@ -226,11 +226,12 @@ def check_estimator_params(net: Any) -> None:
         check_random_state(net.random_state)
     except ValueError:
         fail("random_state", "None, an integer or a numpy RandomState")
-    if net.device is not None:
-        try:
-            torch.device(net.device)
-        except (RuntimeError, TypeError):
-            fail("device", "a torch device such as 'cpu' or 'cuda', or None")
+    for name in ("device", "history_device"):
+        if getattr(net, name) is not None:
+            try:
+                torch.device(getattr(net, name))
+            except (RuntimeError, TypeError):
+                fail(name, "a torch device such as 'cpu' or 'cuda', or None")
 
 
 def feature_names(X: Any) -> np.ndarray | None:

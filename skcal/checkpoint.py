@@ -204,6 +204,12 @@ def _checked(state: Any) -> dict:
         _require(record["round"] == position, f"round record {position} has id {record['round']}")
         _require(int((rounds == position).sum()) == record["n_new"], f"round {position}'s n_new does not match")
     _check_features(history, n)
+    retained = history.get("retained")
+    if retained is not None:
+        _require(isinstance(retained, torch.Tensor) and retained.ndim == 1, "the replay memory is malformed")
+        _require(len(retained) == len(torch.unique(retained)), "the replay memory has duplicate positions")
+        _require(len(retained) == 0 or (int(retained.min()) >= 0 and int(retained.max()) < n), "bad memory positions")
+        _require(0 <= int(history.get("retained_seen", n)) <= n, "the replay memory has seen more points than exist")
 
     rng = state["rng"]
     _require(isinstance(rng, dict) and rng.get("bit_generator") == "PCG64", "'rng' is not a PCG64 generator state")

@@ -56,6 +56,7 @@ _OWN_PARAMS = frozenset(
         "reset_optimizer",
         "random_state",
         "grow_output",
+        "history_device",
     }
 )
 
@@ -129,6 +130,11 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         Seeds weight initialisation, batch order, replay draws and every
         other random choice of training, without touching torch's global
         random state. None uses fresh entropy and torch's global generator.
+    history_device : str, torch.device or None, default=None
+        Where the labelled history (features, labels, stored logits) lives;
+        None means the training device. ``"cpu"`` keeps it in host memory
+        (pinned when training on CUDA) while training on a GPU, moving one
+        replay batch per step: for histories larger than GPU memory.
     grow_output : bool, default=False
         When ``partial_fit`` meets a label outside ``classes_``, add an output
         unit for it instead of raising. The module's last ``torch.nn.Linear``
@@ -193,6 +199,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         reset_optimizer: bool = True,
         random_state: Any = None,
         grow_output: bool = False,
+        history_device: Any = None,
         **kwargs: Any,
     ):
         kwargs.setdefault("iterator_train__shuffle", True)
@@ -205,6 +212,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         self.reset_optimizer = reset_optimizer
         self.random_state = random_state
         self.grow_output = grow_output
+        self.history_device = history_device
 
     # -- skorch hooks ------------------------------------------------------
     @property
@@ -691,18 +699,21 @@ class ContinualActiveClassifier(NeuralNetClassifier):
                 self.feature_names_in_ = names
             seed = None if self.random_state is None else check_random_state(self.random_state).randint(2**31 - 1)
             self.rng_ = np.random.default_rng(seed)
-            self.labelled_history_ = LabelledHistory(self._training_device())
+            self.labelled_history_ = LabelledHistory(self._history_device())
             self.rounds_ = []
             self._train_round(SeedRound(reinitialize=reinitialize), data, encoded, **fit_params)
 
     def _training_device(self) -> torch.device:
         return torch.device("cpu" if self.device is None else self.device)
 
+    def _history_device(self) -> torch.device:
+        return self._training_device() if self.history_device is None else torch.device(self.history_device)
+
     def _train_round(self, strategy: ReplayStrategy, X: Any, y: torch.Tensor, **fit_params: Any) -> None:
         """Train one round with ``strategy``, then commit the new points and the round's record."""
         history, device = self.labelled_history_, self._training_device()
-        if history.device != device:
-            history.to(device)
+        if history.device != self._history_device():
+            history.to(self._history_device(), pin=device.type == "cuda")
         round_ = Round(
             index=len(self.rounds_),
             strategy=strategy,
@@ -734,6 +745,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             finally:
                 round_.restore_learning_rate(self.optimizer_)
         history.commit(logits, round_.index)
+        strategy.update_memory(history, round_.rng)
         self.rounds_.append(round_.record())
 
     @contextmanager

@@ -24,7 +24,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ._data import Features, feature_shape, n_rows, take_rows
+from ._data import Features, feature_shape, move_to, n_rows, take_rows
+from .memory import balanced_draw, class_balanced, reservoir
 
 
 class _GrowableTensor:
@@ -121,11 +122,12 @@ class ReplayBatch:
         Their encoded labels.
     """
 
-    def __init__(self, history: LabelledHistory, indices: torch.Tensor):
+    def __init__(self, history: LabelledHistory, indices: torch.Tensor, device: Any = None):
         self._history = history
+        self.device = history.device if device is None else torch.device(device)
         self.indices = indices.to(history.device)
-        self.X = history.take_features(indices)
-        self.y = history._y.buffer[self.indices]
+        self.X = move_to(history.take_features(indices), self.device)
+        self.y = history._y.buffer[self.indices].to(self.device, non_blocking=True)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -136,12 +138,12 @@ class ReplayBatch:
 
         These are the ``z'`` of the paper's equations (2) and (3).
         """
-        return self._history._logits.buffer[self.indices]
+        return self._history._logits.buffer[self.indices].to(self.device, non_blocking=True)
 
     @cached_property
     def rounds(self) -> torch.Tensor:
         """The round each point was labelled in."""
-        return self._history._rounds.buffer[self.indices]
+        return self._history._rounds.buffer[self.indices].to(self.device)
 
 
 class LabelledHistory:
@@ -157,6 +159,9 @@ class LabelledHistory:
     ----------
     n_staged : int
         Points of the current round written but not yet committed.
+    retained : ndarray of int64 or None
+        Positions replay draws from when the replay memory is bounded
+        (:meth:`retain`); None means every committed point.
     """
 
     def __init__(self, device: Any = "cpu"):
@@ -169,6 +174,10 @@ class LabelledHistory:
         self._rounds: _GrowableTensor | None = None
         self._feature_shape: Any = None
         self._sparse = False
+        self.retained: np.ndarray | None = None
+        self._retained_seen = 0
+        self._version = 0  # changes whenever the committed points change
+        self._label_cache: tuple = (None, None)
 
     def __len__(self) -> int:
         return self._n
@@ -237,6 +246,7 @@ class LabelledHistory:
         self._rounds.write(start, torch.full((count,), round_id, dtype=torch.int64))
         self._n += count
         self.n_staged = 0
+        self._version += 1
 
     def reserve(self, n_points: int) -> None:
         """Allocate room for ``n_points`` in total, so appends up to it never copy.
@@ -286,23 +296,66 @@ class LabelledHistory:
         Rows past the committed ones are never read, and committed rows are
         never overwritten, so the marker needs no copy of the data.
         """
-        return (self._n, self._logits, self.device)
+        return (self._n, self._logits, self.device, self.retained, self._retained_seen)
 
     def rollback(self, mark: tuple) -> None:
         """Return to the state of :meth:`mark`, dropping rounds staged or committed since."""
-        self._n, self._logits, device = mark
+        self._n, self._logits, device, self.retained, self._retained_seen = mark
         self.n_staged = 0
+        self._version += 1
         if device != self.device:
             self.to(device)
 
-    def to(self, device: Any) -> LabelledHistory:
-        """Move dense storage to ``device`` (in place) and return self."""
+    def retain(self, capacity: int | None, policy: str, rng: np.random.Generator) -> None:
+        """Bound the replay memory to ``capacity`` points, updated with the points committed since the last call.
+
+        Every point stays in the history (and labelled); only replay draws are
+        limited to :attr:`retained`. See :mod:`skcal.memory` for the policies.
+
+        Parameters
+        ----------
+        capacity : int or None
+            Points kept for replay; None keeps every point (the paper's protocol).
+        policy : {"reservoir", "class_balanced"}
+            How the retained points are chosen.
+        rng : numpy.random.Generator
+        """
+        if capacity is None:
+            self.retained, self._retained_seen = None, self._n
+            return
+        if self.retained is None:  # a memory that starts bounded now has seen nothing yet
+            self.retained, self._retained_seen = np.empty(0, dtype=np.int64), 0
+        if policy == "reservoir":
+            retained = reservoir(self.retained, self._retained_seen, self._n, capacity, rng)
+        else:
+            retained = class_balanced(self.retained, self._labels()[: self._n], self._retained_seen, capacity, rng)
+        self.retained, self._retained_seen = retained, self._n
+
+    def _labels(self) -> np.ndarray:
+        """Return the committed labels as a numpy array, cached until the committed points change."""
+        version, labels = self._label_cache
+        if version != self._version:
+            labels = self.y.cpu().numpy()
+            self._label_cache = (self._version, labels)
+        return labels
+
+    def to(self, device: Any, pin: bool = False) -> LabelledHistory:
+        """Move dense storage to ``device`` (in place) and return self.
+
+        Parameters
+        ----------
+        device : str or torch.device
+        pin : bool, default=False
+            On the CPU, page-lock the storage so batches copy to a GPU faster.
+        """
         self.device = torch.device(device)
         stores = [self._y, self._logits, self._rounds]
         stores += list(self._X.values()) if isinstance(self._X, dict) else [self._X]
         for store in stores:
             if isinstance(store, _GrowableTensor):
                 store.to(self.device)
+                if pin and self.device.type == "cpu":
+                    store.buffer = store.buffer.pin_memory()
         return self
 
     # -- reading -----------------------------------------------------------
@@ -353,8 +406,8 @@ class LabelledHistory:
         """Committed and staged labels together (a view)."""
         return self._y.buffer[: self._n + self.n_staged]
 
-    def sample(self, size: int, rng: np.random.Generator) -> torch.Tensor:
-        """Draw ``min(size, len(self))`` committed points uniformly without replacement.
+    def sample(self, size: int, rng: np.random.Generator, balanced: bool = False) -> torch.Tensor:
+        """Draw up to ``size`` committed points without replacement, from :attr:`retained` if the memory is bounded.
 
         Parameters
         ----------
@@ -362,14 +415,24 @@ class LabelledHistory:
             Number of points wanted (the replay size ``m'``).
         rng : numpy.random.Generator
             Source of randomness.
+        balanced : bool, default=False
+            Give each class an equal share of the draw
+            (:func:`skcal.memory.balanced_draw`) instead of drawing uniformly.
 
         Returns
         -------
         torch.Tensor
             History positions, ``int64``.
         """
-        # numpy switches to an O(size) set-based draw for large histories.
-        return torch.from_numpy(rng.choice(self._n, size=min(size, self._n), replace=False))
+        pool = self.retained
+        n = self._n if pool is None else len(pool)
+        if balanced:
+            labels = self._labels()
+            chosen = balanced_draw(labels if pool is None else labels[pool], size, rng)
+        else:
+            # numpy switches to an O(size) set-based draw for large histories.
+            chosen = rng.choice(n, size=min(size, n), replace=False)
+        return torch.from_numpy(chosen if pool is None else pool[chosen])
 
     def take_features(self, indices: torch.Tensor) -> Any:
         """Dense features of the committed points at ``indices`` (one gather)."""
@@ -379,9 +442,9 @@ class LabelledHistory:
             return {key: store.buffer[indices.to(self.device)] for key, store in self._X.items()}
         return take_rows(self._X.buffer, indices)
 
-    def batch(self, indices: torch.Tensor) -> ReplayBatch:
-        """Gather a :class:`ReplayBatch` of committed points."""
-        return ReplayBatch(self, indices)
+    def batch(self, indices: torch.Tensor, device: Any = None) -> ReplayBatch:
+        """Gather a :class:`ReplayBatch` of committed points, on ``device`` (default: the history's)."""
+        return ReplayBatch(self, indices, device)
 
     # -- checkpoints -------------------------------------------------------
     def state(self) -> dict:
@@ -411,6 +474,8 @@ class LabelledHistory:
             "y": self.y.cpu().clone(),
             "logits": self.logits.cpu().clone(),
             "rounds": self.rounds.cpu().clone(),
+            "retained": None if self.retained is None else torch.from_numpy(self.retained.copy()),
+            "retained_seen": self._retained_seen,
         }
 
     @classmethod
@@ -440,6 +505,9 @@ class LabelledHistory:
         history.stage(features, state["y"])
         history.commit(state["logits"], 0)
         history._rounds.buffer[: len(history)] = state["rounds"].to(history.device)
+        retained = state.get("retained")
+        history.retained = None if retained is None else retained.numpy().astype(np.int64)
+        history._retained_seen = int(state.get("retained_seen", len(history)))
         return history
 
     # -- pickling ----------------------------------------------------------

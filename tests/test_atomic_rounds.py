@@ -45,6 +45,7 @@ def fingerprint(net):
     add(net.rng_.bit_generator.state)
     history = net.labelled_history_
     add([len(history), history.n_staged, history.X, history.y, history.logits, history.rounds])
+    add(None if history.retained is None else history.retained.tolist())
     add(net.rounds_)
     # skorch's training log, without wall-clock durations
     add([{k: v for k, v in epoch.items() if k not in ("dur", "batches")} for epoch in net.history])

@@ -36,6 +36,7 @@ from skorch.dataset import unpack_data
 
 from .._data import concat_rows, move_to
 from ..history import LabelledHistory, ReplayBatch
+from ..memory import RETENTION, SAMPLING
 
 if TYPE_CHECKING:
     from ..round import Round
@@ -107,6 +108,8 @@ class ReplayDraw:
         The replay size ``m'``.
     rng : numpy.random.Generator
         The round's generator; every random choice uses it.
+    device : torch.device or None
+        Where replayed points go (the training device; the history may live elsewhere).
     """
 
     X_current: Any
@@ -114,6 +117,7 @@ class ReplayDraw:
     history: LabelledHistory
     size: int
     rng: np.random.Generator
+    device: Any = None
 
 
 def check_hyperparameter(
@@ -167,7 +171,21 @@ class ReplayStrategy(BaseEstimator):
     Subclasses set :attr:`name` and :attr:`display_name` and, for replay
     methods, implement :meth:`loss_with_replay`; they may override
     :meth:`select_replay` (MIR, SDS2), :meth:`begin_round` (per-round
-    quantities such as SD's ``lambda_t``) and :meth:`validate`.
+    quantities such as SD's ``lambda_t``) and :meth:`validate`. Their
+    ``__init__`` takes the replay-memory parameters below after their own.
+
+    Parameters
+    ----------
+    sampling : {"uniform", "class_balanced"}, default="uniform"
+        How replay batches (and MIR/SDS2 candidates) are drawn: uniformly, as
+        the paper does, or with an equal share per class
+        (:func:`skcal.memory.balanced_draw`), for imbalanced data.
+    memory_size : int or None, default=None
+        Bound the replay memory to this many points (every labelled point
+        still counts as labelled and stays in the history; only replay draws
+        from the retained subset). None keeps every point, the paper's protocol.
+    retention : {"reservoir", "class_balanced"}, default="reservoir"
+        Which points a bounded memory keeps (:mod:`skcal.memory`).
 
     Attributes
     ----------
@@ -182,12 +200,24 @@ class ReplayStrategy(BaseEstimator):
     name: ClassVar[str] = ""
     display_name: ClassVar[str] = ""
     replays: ClassVar[bool] = True
+    # defaults for user strategies whose __init__ does not take the memory parameters
+    sampling: str = "uniform"
+    memory_size: int | None = None
+    retention: str = "reservoir"
+
+    def __init__(self, sampling: str = "uniform", memory_size: int | None = None, retention: str = "reservoir"):
+        self.sampling = sampling
+        self.memory_size = memory_size
+        self.retention = retention
 
     def validate(self) -> None:
         """Check the hyperparameters; raise a ValueError naming the bad ``replay__*`` one.
 
         Called when the strategy is built, before a round changes anything.
         """
+        check_hyperparameter(self, "sampling", options=SAMPLING)
+        check_hyperparameter(self, "memory_size", Integral, low=1, none=True)
+        check_hyperparameter(self, "retention", options=RETENTION)
 
     # -- how the round trains ----------------------------------------------
     def prepare_model(self, net: Trainer) -> None:
@@ -231,6 +261,10 @@ class ReplayStrategy(BaseEstimator):
             Number of newly labelled points ``|D_t|``.
         """
 
+    def update_memory(self, history: LabelledHistory, rng: np.random.Generator) -> None:
+        """After the round's points are committed, bound the replay memory if ``memory_size`` is set."""
+        history.retain(self.memory_size, self.retention, rng)
+
     def train_step(self, net: Trainer, batch: Any, **fit_params: Any) -> dict:
         """One gradient computation on ``B_current ∪ B_replay`` (Algorithm 2, lines 4-6).
 
@@ -254,14 +288,14 @@ class ReplayStrategy(BaseEstimator):
         round_, history = net.round_, net.labelled_history_
         replay = None
         if self.replays and round_.replay_size > 0 and len(history) > 0:
-            draw = ReplayDraw(X_current, y_current, history, round_.replay_size, round_.rng)
-            replay = history.batch(self.select_replay(net, draw))
+            draw = ReplayDraw(X_current, y_current, history, round_.replay_size, round_.rng, y_current.device)
+            replay = history.batch(self.select_replay(net, draw), device=draw.device)
         inputs = X_current if replay is None else concat_rows(X_current, replay.X)
         outputs = net.infer(inputs, **fit_params)
         y_pred = outputs[: len(y_current)]
         replay_pred = None if replay is None else outputs[len(y_current) :]
         loss = self.loss(net, y_pred, y_current, replay_pred, replay)
-        labels = y_current if replay is None else torch.cat([y_current, replay.y.to(y_current.device)])
+        labels = y_current if replay is None else torch.cat([y_current, replay.y])
         round_.count_step(loss, outputs, labels, n_new=len(y_current))
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
@@ -285,7 +319,7 @@ class ReplayStrategy(BaseEstimator):
         torch.Tensor
             History positions of the replay batch.
         """
-        return draw.history.sample(draw.size, draw.rng)
+        return draw.history.sample(draw.size, draw.rng, balanced=self.sampling == "class_balanced")
 
     def loss(
         self,
@@ -357,6 +391,15 @@ class LabelledSetTraining(ReplayStrategy):
 
     replays = False
 
+    def __init__(self):
+        pass
+
+    def validate(self) -> None:
+        """Nothing to check."""
+
+    def update_memory(self, history: LabelledHistory, rng: np.random.Generator) -> None:
+        """Leave the replay memory as it is: its policy belongs to the replay rounds."""
+
     def training_data(self, history: LabelledHistory) -> tuple[Any, torch.Tensor]:
         """Every labelled point: the history and the round's new points."""
         return history.labelled_X, history.labelled_y
@@ -395,10 +438,11 @@ class CandidateReplay(ReplayStrategy):
 
     def select_replay(self, net: Trainer, draw: ReplayDraw) -> torch.Tensor:
         """Draw the candidates and return the ``draw.size`` that :meth:`choose` picks."""
-        candidates = draw.history.sample(max(int(self.n_candidates), draw.size), draw.rng)
+        balanced = self.sampling == "class_balanced"
+        candidates = draw.history.sample(max(int(self.n_candidates), draw.size), draw.rng, balanced=balanced)
         if len(candidates) <= draw.size:
             return candidates
-        return candidates[self.choose(net, draw, draw.history.batch(candidates))]
+        return candidates[self.choose(net, draw, draw.history.batch(candidates, device=draw.device))]
 
     def choose(self, net: Trainer, draw: ReplayDraw, candidates: ReplayBatch) -> torch.Tensor:
         """Return positions, within ``candidates``, of the ``draw.size`` points to replay.

@@ -32,17 +32,28 @@ class DarkExperienceReplay(ReplayStrategy):
         Weight of the logit-distillation term (appendix A.2 uses 0.1 or 0.25).
     beta : float, default=1.0
         Weight of the classification loss on replayed points (A.2: 1 or 0.75).
+    sampling, memory_size, retention
+        The replay memory: see :class:`~skcal.replay.ReplayStrategy`.
     """
 
     name = "der"
     display_name = "CAL-DER"
 
-    def __init__(self, alpha: float = 0.1, beta: float = 1.0):
+    def __init__(
+        self,
+        alpha: float = 0.1,
+        beta: float = 1.0,
+        sampling: str = "uniform",
+        memory_size: int | None = None,
+        retention: str = "reservoir",
+    ):
+        super().__init__(sampling=sampling, memory_size=memory_size, retention=retention)
         self.alpha = alpha
         self.beta = beta
 
     def validate(self) -> None:
         """``alpha`` and ``beta`` are non-negative numbers."""
+        super().validate()
         check_hyperparameter(self, "alpha", low=0)
         check_hyperparameter(self, "beta", low=0)
 

@@ -41,12 +41,23 @@ class MaximallyInterferedRetrieval(CandidateReplay, ExperienceReplay):
         ``softmax(scores)``, as the CAL reference code does.
     virtual_lr : float or None, default=None
         ``eta``; None uses the optimizer's current learning rate.
+    sampling, memory_size, retention
+        The replay memory: see :class:`~skcal.replay.ReplayStrategy`.
     """
 
     name = "mir"
     display_name = "CAL-MIR"
 
-    def __init__(self, n_candidates: int = 100, selection: str = "top", virtual_lr: float | None = None):
+    def __init__(
+        self,
+        n_candidates: int = 100,
+        selection: str = "top",
+        virtual_lr: float | None = None,
+        sampling: str = "uniform",
+        memory_size: int | None = None,
+        retention: str = "reservoir",
+    ):
+        super().__init__(sampling=sampling, memory_size=memory_size, retention=retention)
         self.n_candidates = n_candidates
         self.selection = selection
         self.virtual_lr = virtual_lr

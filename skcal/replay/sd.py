@@ -62,6 +62,8 @@ class ScaledDistillation(ReplayStrategy):
     kl : {"true", "reference"}, default="true"
         ``"reference"`` reproduces the authors' mis-specified ``kl_div`` call
         for comparison; see :func:`distillation_kl`.
+    sampling, memory_size, retention
+        The replay memory: see :class:`~skcal.replay.ReplayStrategy`.
 
     Attributes
     ----------
@@ -72,12 +74,21 @@ class ScaledDistillation(ReplayStrategy):
     name = "sd"
     display_name = "CAL-SD"
 
-    def __init__(self, alpha: float = 0.25, kl: str = "true"):
+    def __init__(
+        self,
+        alpha: float = 0.25,
+        kl: str = "true",
+        sampling: str = "uniform",
+        memory_size: int | None = None,
+        retention: str = "reservoir",
+    ):
+        super().__init__(sampling=sampling, memory_size=memory_size, retention=retention)
         self.alpha = alpha
         self.kl = kl
 
     def validate(self) -> None:
         """``alpha`` in [0, 1]; ``kl`` one of :data:`KL_VARIANTS`."""
+        super().validate()
         check_hyperparameter(self, "alpha", low=0, high=1)
         check_hyperparameter(self, "kl", options=KL_VARIANTS)
 

@@ -43,6 +43,8 @@ class SubmodularScaledDistillation(CandidateReplay, ScaledDistillation):
     embedding : {"penultimate", "logits"}, default="penultimate"
         ``z``: the paper's penultimate representation, or the logits the
         reference code uses.
+    sampling, memory_size, retention
+        The replay memory: see :class:`~skcal.replay.ReplayStrategy`.
     """
 
     name = "sds2"
@@ -56,8 +58,11 @@ class SubmodularScaledDistillation(CandidateReplay, ScaledDistillation):
         sigma: float = 0.1,
         uncertainty_weight: float = 1.0,
         embedding: str = "penultimate",
+        sampling: str = "uniform",
+        memory_size: int | None = None,
+        retention: str = "reservoir",
     ):
-        super().__init__(alpha=alpha, kl=kl)
+        super().__init__(alpha=alpha, kl=kl, sampling=sampling, memory_size=memory_size, retention=retention)
         self.n_candidates = n_candidates
         self.sigma = sigma
         self.uncertainty_weight = uncertainty_weight

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 from skorch import NeuralNetClassifier
-from skorch.callbacks import EpochScoring, EpochTimer, PassthroughScoring, PrintLog
+from skorch.callbacks import EpochScoring, EpochTimer, PassthroughScoring
 from skorch.dataset import Dataset, unpack_data
 from skorch.utils import is_dataset
 from torch.utils.data import DataLoader
@@ -35,7 +35,7 @@ from ._validation import (
     encode_labels,
     feature_names,
 )
-from .callbacks import AutoRoundStop, TrainAccuracyStop
+from .callbacks import AutoRoundStop, QuietPrintLog, TrainAccuracyStop
 from .embedding import last_linear_layer
 from .history import LabelledHistory
 from .network import check_state_dict, reset_parameters, sizes_from_data, widened_output
@@ -222,7 +222,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
             ("valid_loss", PassthroughScoring(name="valid_loss")),
             ("valid_acc", EpochScoring(_accuracy_on_encoded, name="valid_acc", lower_is_better=False)),
-            ("print_log", PrintLog()),
+            ("print_log", QuietPrintLog()),
             ("accuracy_stop", TrainAccuracyStop()),
             ("auto_stop", AutoRoundStop()),
         ]
@@ -384,7 +384,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             ``loss`` and ``y_pred``.
         """
         step = super().train_step_single(batch, **fit_params)
-        labels = unpack_data(batch)[1]
+        labels = unpack_data(batch)[1].to(step["y_pred"].device)
         self.round_.count_step(step["loss"], step["y_pred"], labels, n_new=len(labels))
         return step
 

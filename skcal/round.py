@@ -148,7 +148,7 @@ class Round:
                 f"Round {self.index}, epoch {self.epochs + 1}: the loss is {value}; "
                 "training diverged (try a lower learning rate)."
             )
-        correct = outputs.detach().argmax(dim=1) == labels.to(outputs.device)
+        correct = outputs.detach().argmax(dim=1) == labels
         self._correct.append(correct)
         self._correct_new.append(correct[:n_new])
         self._losses.append(value)

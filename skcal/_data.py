@@ -75,7 +75,11 @@ def to_storage(X: Any) -> Features:
     if sp.issparse(X):
         if X.dtype.kind not in "biuf":
             raise TypeError(f"Sparse X has dtype {X.dtype}; skcal needs numeric features.")
-        return sp.csr_matrix(X, dtype=np.float32)
+        X = sp.csr_matrix(X, dtype=np.float32)
+        if not X.has_canonical_format:  # duplicate entries mean their sum; rows are gathered assuming none
+            X = X.copy()
+            X.sum_duplicates()
+        return X
     if isinstance(X, Mapping):
         if not X:
             raise ValueError("X is an empty dict; expected at least one array of features.")

@@ -428,12 +428,14 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             self.round_.count(forwarded, backpropagated)
 
     def training_batch_size(self) -> int:
-        """``m``, the number of new points in a training minibatch.
+        """``m``, the number of points in a training minibatch (``-1``, one batch, is resolved in a round).
 
         Returns
         -------
         int
         """
+        if self.round_ is not None:
+            return self.round_.batch_size
         return self.get_params_for("iterator_train").get("batch_size", self.batch_size)
 
     def reinitialize_module(self) -> None:
@@ -442,6 +444,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         self.initialize_module()
         if self.module_ is previous:  # an instance kept with warm_start=True: standard AL still starts afresh
             self._reset_instance(self.module_)
+        self._widen_output_to_classes()
         self.initialize_criterion()
         self.initialize_optimizer()
 
@@ -644,10 +647,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             self.labelled_history_, self.fitted_classes_ = state["history"], np.asarray(state["classes"])
             if not self.initialized_:
                 self.initialize()
-            layer = last_linear_layer(self.module_)
-            if self.grow_output and layer is not None and layer.out_features < len(self.fitted_classes_):
-                extra = len(self.fitted_classes_) - layer.out_features
-                self.module_ = widened_output(self.module_, extra)
+            self._widen_output_to_classes()
             check_state_dict(self.module_, state["module"])
             self.module_.load_state_dict(state["module"])
             self.initialize_optimizer()
@@ -714,17 +714,22 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         history, device = self.labelled_history_, self._training_device()
         if history.device != self._history_device():
             history.to(self._history_device(), pin=device.type == "cuda")
+        n_history = len(history)
+        history.stage(X, y)
+        X_train, y_train = strategy.training_data(history)
+        batch_size = self.training_batch_size()
+        batch_size = len(y_train) if batch_size == -1 else batch_size
         round_ = Round(
             index=len(self.rounds_),
             strategy=strategy,
             n_new=n_rows(X),
-            n_history=len(history),
-            replay_size=self._replay_size(),
+            n_history=n_history,
+            batch_size=batch_size,
+            replay_size=batch_size if self.replay_size is None else int(self.replay_size),
             seed=int(self.rng_.integers(2**62)),
             stop_accuracy=strategy.stop_accuracy(self),
             auto_epochs=strategy.stops_automatically(self),
         )
-        history.stage(X, y)
         with self._in_round(round_):
             round_.start_clock()
             strategy.prepare_model(self)
@@ -732,7 +737,6 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             round_.scale_learning_rate(self.optimizer_, strategy.learning_rate_factor(self))
             try:
                 strategy.begin_round(self, history, round_.n_new)
-                X_train, y_train = strategy.training_data(history)
                 self.notify("on_train_begin", X=X_train, y=y_train)
                 try:
                     self.fit_loop(X_train, y_train, epochs=strategy.n_epochs(self), **fit_params)
@@ -773,9 +777,6 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             batches = self.get_iterator(self.get_dataset(X), training=False)
             return torch.cat([self.infer(Xb).to(device) for Xb, _ in batches])
 
-    def _replay_size(self) -> int:
-        return int(self.training_batch_size() if self.replay_size is None else self.replay_size)
-
     def _check_criterion(self) -> None:
         if isinstance(self.criterion_, torch.nn.NLLLoss):
             raise ValueError(
@@ -784,6 +785,12 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             )
 
     # -- labels first seen in a later round (grow_output) ------------------
+    def _widen_output_to_classes(self) -> None:
+        """With ``grow_output``, give a module built for fewer classes one output per class in ``classes_``."""
+        layer = last_linear_layer(self.module_)
+        if self.grow_output and layer is not None and layer.out_features < len(self.fitted_classes_):
+            self.module_ = widened_output(self.module_, len(self.fitted_classes_) - layer.out_features)
+
     def _unseen_labels(self, labels: np.ndarray) -> np.ndarray:
         known = set(self.classes_.tolist())
         return np.array(sorted({label for label in labels.tolist() if label not in known}))

@@ -24,12 +24,6 @@ from ._data import select_rows
 from .estimator import ContinualActiveClassifier
 
 
-def _read_only(array: np.ndarray) -> np.ndarray:
-    view = array.view()
-    view.flags.writeable = False
-    return view
-
-
 class ContinualActiveLearner(ActiveLearner):
     """A modAL ``ActiveLearner`` that trains with continual learning between queries.
 
@@ -51,8 +45,9 @@ class ContinualActiveLearner(ActiveLearner):
     Attributes
     ----------
     X_training : ndarray, scipy.sparse matrix or dict
-        All labelled points: a read-only view of the history (writing to it
-        would corrupt the replay memory).
+        All labelled points: a copy of the history's features, so writing to
+        it (through numpy or torch) cannot corrupt the replay memory. Read
+        ``estimator.labelled_history_.X`` for a view without the copy.
     y_training : ndarray
         Their labels.
     """
@@ -85,17 +80,15 @@ class ContinualActiveLearner(ActiveLearner):
 
     @property
     def X_training(self) -> Any:
-        """All labelled points so far, or None before the seed set."""
+        """All labelled points so far (a copy), or None before the seed set."""
         if not self.estimator.__sklearn_is_fitted__():
             return None
         X = self.estimator.labelled_history_.X
         if sp.issparse(X):
-            for array in (X.data, X.indices, X.indptr):
-                array.flags.writeable = False
-            return X
+            return X.copy()
         if isinstance(X, dict):
-            return {key: _read_only(value.cpu().numpy()) for key, value in X.items()}
-        return _read_only(X.cpu().numpy())
+            return {key: value.cpu().numpy().copy() for key, value in X.items()}
+        return X.cpu().numpy().copy()
 
     @property
     def y_training(self) -> np.ndarray | None:

@@ -43,6 +43,8 @@ class Round:
         Newly labelled points, ``|D_t|``.
     n_history : int
         Points labelled in earlier rounds, ``|D_{1:t-1}|``.
+    batch_size : int
+        ``m``, points of the epoch's data per minibatch.
     replay_size : int
         ``m'``, history points replayed with each minibatch.
     seed : int
@@ -86,6 +88,7 @@ class Round:
     strategy: ReplayStrategy
     n_new: int
     n_history: int
+    batch_size: int
     replay_size: int
     seed: int
     stop_accuracy: float | None = None

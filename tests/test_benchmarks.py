@@ -25,6 +25,10 @@ TOY_RUNS = {
     ),
     "query_throughput.py": (["--pool", "5000", "--repeats", "1", "--diversity-rows", "2000"], "badge"),
     "soak.py": (["--history", "1000", "--rounds", "4", "--new", "50", "--every", "2"], "last/first median round time"),
+    "stopping.py": (
+        ["--datasets", "digits", "--seeds", "1", "--budget", "0.3", "--max-epochs", "2", "--round-epochs", "1"],
+        "accuracy at stop vs full budget",
+    ),
     "throughput.py": (
         [
             "--repeats",

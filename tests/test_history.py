@@ -146,3 +146,27 @@ def test_batched_dataset_slices_and_gathers_agree():
     sparse = BatchedDataset(sp.csr_matrix(X.numpy()))
     assert torch.equal(list(BatchIterator(sparse, batch_size=4))[2][0], X[8:])
     assert len(list(BatchIterator(dataset, batch_size=4, drop_last=True))) == 2
+
+
+def test_sparse_rows_with_duplicate_entries_are_replayed_as_their_sum(digits):
+    import scipy.sparse as sp
+    from conftest import make_net
+
+    X, y = digits
+    base = sp.csr_matrix(X[:60])
+    data, indices, indptr = [], [], [0]
+    for row in range(60):  # each row: its entries, then column 3 twice more (scipy sums duplicates)
+        start, stop = base.indptr[row], base.indptr[row + 1]
+        data += base.data[start:stop].tolist() + [0.25, 0.25]
+        indices += base.indices[start:stop].tolist() + [3, 3]
+        indptr.append(len(data))
+    with_duplicates = sp.csr_matrix((np.array(data, dtype=np.float32), indices, indptr), shape=(60, 64))
+    assert not with_duplicates.has_canonical_format
+    dense = X[:60].copy()
+    dense[:, 3] += 0.5
+    np.testing.assert_allclose(with_duplicates.toarray(), dense, atol=1e-6)
+    user_data = with_duplicates.data.copy()
+    net = make_net().fit(with_duplicates, y[:60])
+    stored = net.labelled_history_.take_features(torch.arange(60))
+    np.testing.assert_allclose(stored.numpy(), dense, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(with_duplicates.data, user_data)  # the user's matrix is not modified

@@ -1,11 +1,13 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import make_net
+import torch
+from conftest import TokenBag, make_net
 from modAL.batch import uncertainty_batch_sampling
 from modAL.uncertainty import entropy_sampling, margin_sampling, uncertainty_sampling
 from sklearn.exceptions import NotFittedError
 
+from skcal._data import select_rows
 from skcal.modal import ContinualActiveLearner
 
 
@@ -57,12 +59,33 @@ def test_retrain_path_is_reachable(digits):
     assert records[-1]["samples_backpropagated"] == 2 * 70
 
 
-def test_labelled_set_is_a_view_of_the_history_not_a_restack(digits):
+@pytest.mark.parametrize("kind", ["dense", "sparse", "dict"])
+def test_writing_to_x_training_cannot_corrupt_the_replay_memory(digits, kind):
     X, y = digits
-    learner = ContinualActiveLearner(make_net(), X_training=X[:50], y_training=y[:50])
-    learner.teach(X[50:60], y[50:60])
-    buffer = learner.estimator.labelled_history_._X.buffer.numpy()
-    assert np.shares_memory(learner.X_training, buffer)
+    if kind == "dict":
+        tokens = np.random.default_rng(0).integers(0, 50, (100, 6))
+        X, net = {"input_ids": tokens, "attention_mask": np.ones_like(tokens)}, make_net(module=TokenBag)
+        y = y[:100] % 3
+    else:
+        X, net = (sp.csr_matrix(X) if kind == "sparse" else X), make_net()
+    learner = ContinualActiveLearner(net, X_training=select_rows(X, np.arange(50)), y_training=y[:50])
+    learner.teach(select_rows(X, np.arange(50, 60)), y[50:60])
+    history = learner.estimator.labelled_history_
+    if kind == "dict":
+        before = {k: v.clone() for k, v in history.X.items()}
+    else:
+        before = history.X.copy() if kind == "sparse" else history.X.clone()
+    labelled = learner.X_training
+    arrays = list(labelled.values()) if kind == "dict" else [labelled.data if kind == "sparse" else labelled]
+    for array in arrays:
+        torch.as_tensor(array).mul_(0)  # through torch, which ignores numpy's writeable flag
+    after = history.X
+    if kind == "dict":
+        assert all(torch.equal(before[k], after[k]) for k in before)
+    elif kind == "sparse":
+        assert (before != after).nnz == 0
+    else:
+        assert torch.equal(before, after)
 
 
 def test_sparse_pool(digits):

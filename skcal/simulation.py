@@ -26,6 +26,7 @@ from ._validation import check_labels
 from .estimator import ContinualActiveClassifier
 from .modal import ContinualActiveLearner
 from .query import _takes_random_state, entropy_sampling
+from .stopping import check_criteria
 
 
 def _resolve_size(size: Real, n_total: int, name: str) -> int:
@@ -87,6 +88,16 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         Figure 1). Costs a forward pass over the labelled set per round.
     verbose : int, default=0
         Print one line per round if positive.
+    stop_when : stopping criterion, list of them, or None, default=None
+        Criteria from :mod:`skcal.stopping` (``StabilizingPredictions``,
+        ``UncertaintyBelow``, ``MaxRounds``...). Each is reset at the start
+        of ``fit`` and updated after every round, the seed round included;
+        the campaign ends at the first round where any of them says stop,
+        before ``n_rounds``/``budget`` if it comes first. A criterion that
+        needs a stop set and was built without one is given the whole of
+        ``X`` (labelled and unlabelled points alike: the same points every
+        round). The criteria objects are the ones passed (not copies): after
+        ``fit`` they hold the campaign's state.
 
     Attributes
     ----------
@@ -100,7 +111,15 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         ``samples_backpropagated``, ``cumulative_samples_backpropagated``,
         ``query_seconds``, ``accuracy`` and ``balanced_accuracy`` (the mean
         per-class recall, for imbalanced data) when ``eval_set`` was given, and
-        ``round_accuracies`` with ``track_forgetting``.
+        ``round_accuracies`` with ``track_forgetting``; with ``stop_when``,
+        also ``stopped`` (whether the campaign stopped at this round on a
+        criterion) and ``stopped_by`` (the class names of the criteria that
+        said stop).
+    stopped_at_ : int or None
+        The round at which ``stop_when`` ended the campaign, or None if it
+        ran to its budget (or had no criteria).
+    stopped_by_ : list
+        The criteria that said stop at ``stopped_at_`` (empty if none).
     labelled_indices_ : ndarray
         Rows of ``X`` in the order they were labelled.
     classes_ : ndarray
@@ -118,6 +137,7 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         random_state: Any = None,
         track_forgetting: bool = False,
         verbose: int = 0,
+        stop_when: Any = None,
     ):
         self.estimator = estimator
         self.query_strategy = query_strategy
@@ -128,6 +148,7 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         self.random_state = random_state
         self.track_forgetting = track_forgetting
         self.verbose = verbose
+        self.stop_when = stop_when
 
     def _plan(self, n_total: int) -> tuple[int, int, int]:
         initial = _resolve_size(self.initial_size, n_total, "initial_size")
@@ -170,6 +191,9 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         n_total = n_samples(X)
         labels = check_labels(y, n_total)
         initial, per_round, budget = self._plan(n_total)
+        criteria = check_criteria(self.stop_when)
+        for criterion in criteria:  # checks their parameters before any training
+            criterion.reset()
         rng = check_random_state(self.random_state)
 
         estimator = clone(self.estimator)
@@ -186,11 +210,13 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         self.estimator_ = estimator
         self.classes_ = np.unique(labels)
         self.records_ = []
+        self.stopped_at_, self.stopped_by_ = None, []
         self.learner_.fit(select_rows(X, labelled), labels[labelled])
         self._record(labelled, n_total, 0.0, eval_set)
+        stopped = self._check_stop(criteria, X)
 
         unlabelled = np.setdiff1d(np.arange(n_total), labelled)
-        while len(labelled) < budget:
+        while len(labelled) < budget and not stopped:
             count = min(per_round, budget - len(labelled))
             started = time.perf_counter()
             chosen, _ = self.learner_.query(select_rows(X, unlabelled), n_instances=count, **query_kwargs)
@@ -202,8 +228,26 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
             labelled = np.concatenate([labelled, chosen])
             unlabelled = np.setdiff1d(unlabelled, chosen, assume_unique=True)
             self._record(labelled, n_total, query_seconds, eval_set)
+            stopped = self._check_stop(criteria, X)
         self.labelled_indices_ = labelled
         return self
+
+    def _check_stop(self, criteria: list, X: Any) -> bool:
+        """Update every criterion with the round just recorded; flag the record; say whether to stop."""
+        if not criteria:
+            return False
+        for criterion in criteria:
+            needs_pool = getattr(criterion, "requires_stop_set", False) and getattr(criterion, "stop_set", None) is None
+            criterion.update(self.learner_, X_stop=X if needs_pool else None)
+        fired = [criterion for criterion in criteria if criterion.should_stop]
+        record = self.records_[-1]
+        record["stopped"] = bool(fired)
+        record["stopped_by"] = [type(criterion).__name__ for criterion in fired]
+        if fired:
+            self.stopped_at_, self.stopped_by_ = record["round"], fired
+            if self.verbose:
+                print(f"stopped at round {record['round']} by {', '.join(record['stopped_by'])}")
+        return bool(fired)
 
     def _record(self, labelled: np.ndarray, n_total: int, query_seconds: float, eval_set: tuple | None) -> None:
         last = self.estimator_.rounds_[-1]

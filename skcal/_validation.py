@@ -147,7 +147,12 @@ def encode_labels(labels: np.ndarray, classes: np.ndarray) -> torch.Tensor:
         to declare the label set), or if boolean labels meet non-boolean
         classes (``True == 1`` would silently train a 10-class model on two).
     """
-    if (labels.dtype.kind == "b") != (classes.dtype.kind == "b"):
+    def boolean(values: np.ndarray) -> bool:
+        if values.dtype.kind == "O":
+            return len(values) > 0 and all(isinstance(value, (bool, np.bool_)) for value in values.tolist())
+        return values.dtype.kind == "b"
+
+    if boolean(labels) != boolean(classes):
         raise ValueError(
             f"y has labels of dtype {labels.dtype} but the classes are {classes.tolist()[:10]} "
             f"(dtype {classes.dtype}); booleans and numbers are not interchangeable labels."
@@ -229,9 +234,11 @@ def check_estimator_params(net: Any) -> None:
     for name in ("device", "history_device"):
         if getattr(net, name) is not None:
             try:
-                torch.device(getattr(net, name))
+                device = torch.device(getattr(net, name))
             except (RuntimeError, TypeError):
                 fail(name, "a torch device such as 'cpu' or 'cuda', or None")
+            if device.type == "cuda" and not torch.cuda.is_available():
+                fail(name, "a device this machine has (this torch build or machine has no CUDA GPU)")
 
 
 def feature_names(X: Any) -> np.ndarray | None:

@@ -18,6 +18,14 @@ import torch
 from skorch.callbacks import Callback, PrintLog
 
 
+def _in_range(value: Any, low: float, high: float) -> bool:
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, (bool, np.bool_))
+        and low <= value <= high
+    )
+
+
 class QuietPrintLog(PrintLog):
     """skorch's ``PrintLog``, skipping the table it would format and discard when ``verbose=0``.
 
@@ -100,6 +108,20 @@ class AutoRoundStop(Callback):
         self.patience = patience
         self.min_improvement = min_improvement
         self.sample_size = sample_size
+
+    def initialize(self) -> AutoRoundStop:
+        """Check the parameters (skorch calls this when the estimator initialises its callbacks)."""
+        checks = {
+            "new_accuracy": self.new_accuracy is None or _in_range(self.new_accuracy, 0, 1),
+            "tolerance": _in_range(self.tolerance, 0, 1),
+            "patience": isinstance(self.patience, (int, np.integer)) and self.patience >= 1,
+            "min_improvement": _in_range(self.min_improvement, 0, 1),
+            "sample_size": isinstance(self.sample_size, (int, np.integer)) and self.sample_size >= 1,
+        }
+        for name, valid in checks.items():
+            if not valid:
+                raise ValueError(f"callbacks__auto_stop__{name}={getattr(self, name)!r} is not valid.")
+        return super().initialize()
 
     def on_train_begin(self, net: Any, **kwargs: Any) -> None:
         """Measure the model's accuracy on a sample of the history before the round trains."""

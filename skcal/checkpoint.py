@@ -100,10 +100,11 @@ def save_checkpoint(net: ContinualActiveClassifier, directory: str | Path) -> Pa
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob(f"{_TEMPORARY_PREFIX}*{_TEMPORARY_SUFFIX}"):
-        stale.unlink(missing_ok=True)
+    _remove_stale_temporaries(directory)
     target = directory / FILENAME
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=_TEMPORARY_PREFIX, suffix=_TEMPORARY_SUFFIX)
+    handle, temporary = tempfile.mkstemp(
+        dir=directory, prefix=f"{_TEMPORARY_PREFIX}{os.getpid()}.", suffix=_TEMPORARY_SUFFIX
+    )
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(header)
@@ -115,6 +116,26 @@ def save_checkpoint(net: ContinualActiveClassifier, directory: str | Path) -> Pa
         Path(temporary).unlink(missing_ok=True)
         raise
     return target
+
+
+def _remove_stale_temporaries(directory: Path) -> None:
+    """Remove temporary files of saves that were interrupted: their writer process is gone."""
+    for stale in directory.glob(f"{_TEMPORARY_PREFIX}*{_TEMPORARY_SUFFIX}"):
+        pid = stale.name[len(_TEMPORARY_PREFIX) :].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # another process is saving into this folder right now
+        if stale.is_file():
+            stale.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -141,7 +162,10 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No checkpoint at {path}.")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise CheckpointError(f"{path} cannot be read: {error}") from None
     first, _, rest = raw.partition(b"\n")
     second, _, payload = rest.partition(b"\n")
     if not first.startswith(MAGIC + b" "):
@@ -159,8 +183,8 @@ def read_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"{path} is not a readable skcal checkpoint: {error}") from None
     try:
         return _checked(state)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
-        raise CheckpointError(f"{path} has inconsistent contents: {error}") from None
+    except Exception as error:  # whatever a crafted payload trips over, it is a bad checkpoint
+        raise CheckpointError(f"{path} has inconsistent contents: {type(error).__name__}: {error}") from None
 
 
 def _require(condition: Any, message: str) -> None:
@@ -171,16 +195,22 @@ def _require(condition: Any, message: str) -> None:
 def _checked(state: Any) -> dict:
     """Validate the payload's structure and consistency; return it with classes and history rebuilt."""
     _require(isinstance(state, dict), "the payload is not a dict")
+    _require(all(t.layout == torch.strided for t in _tensors(state)), "a tensor is not a dense (strided) tensor")
     missing = [key for key in _KEYS if key not in state]
     _require(not missing, f"missing entries {missing}")
     _require(isinstance(state["module"], dict), "'module' is not a state dict")
     _require(all(isinstance(value, torch.Tensor) for value in state["module"].values()), "'module' holds non-tensors")
+    _require(
+        all(not t.is_floating_point() or bool(torch.isfinite(t).all()) for t in state["module"].values()),
+        "the module's weights are not finite",
+    )
     optimizer = state["optimizer"]
     _require(isinstance(optimizer, dict) and {"state", "param_groups"} <= set(optimizer), "'optimizer' is malformed")
 
     values, kind = state["classes"]["values"], state["classes"]["kind"]
     _require(isinstance(values, list) and len(values) > 0, "'classes' is empty")
     classes = np.array(values, dtype=str if kind in "US" else None)
+    _require(classes.dtype.kind in "biuUS", f"'classes' has labels of dtype {classes.dtype}")
     _require(classes.ndim == 1 and len(np.unique(classes)) == len(classes), "'classes' has duplicates")
     n_classes = len(classes)
 
@@ -194,7 +224,7 @@ def _checked(state: Any) -> dict:
         logits.ndim == 2 and tuple(logits.shape) == (n, n_classes),
         f"stored logits have shape {tuple(logits.shape)}, expected ({n}, {n_classes})",
     )
-    _require(bool(torch.isfinite(logits).all()), "stored logits are not finite")
+    _require(bool(torch.isfinite(logits.float()).all()), "stored logits are not finite in float32")
     _require(rounds.dtype == torch.int64 and tuple(rounds.shape) == (n,), "round ids do not match the labels")
     _require(int(rounds[0]) == 0 and bool((rounds.diff() >= 0).all()), "round ids are not in order from 0")
     records = state["rounds"]
@@ -219,6 +249,16 @@ def _checked(state: Any) -> dict:
     return {**state, "classes": classes, "history": LabelledHistory.from_state(history)}
 
 
+def _tensors(value: Any) -> list:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        return [t for item in value.values() for t in _tensors(item)]
+    if isinstance(value, (list, tuple)):
+        return [t for item in value for t in _tensors(item)]
+    return []
+
+
 def _check_features(history: dict, n: int) -> None:
     features, kind = history["features"], history["kind"]
     if kind == "sparse":
@@ -230,10 +270,12 @@ def _check_features(history: dict, n: int) -> None:
         _require(len(indices) == 0 or (int(indices.min()) >= 0 and int(indices.max()) < n_features), "bad indices")
         _require(bool(torch.isfinite(data).all()), "sparse features are not finite")
         return
-    arrays = features.values() if kind == "dict" else [features]
     _require(kind in ("dense", "dict"), f"unknown feature kind {kind!r}")
+    _require(isinstance(features, dict) == (kind == "dict"), f"features do not have the {kind} layout")
+    arrays = features.values() if kind == "dict" else [features]
     for array in arrays:
         _require(isinstance(array, torch.Tensor) and len(array) == n, "features do not match the labels")
+        _require(kind == "dict" or array.dtype == torch.float32, f"dense features of dtype {array.dtype}")
         _require(not array.is_floating_point() or bool(torch.isfinite(array).all()), "features are not finite")
 
 
@@ -267,8 +309,8 @@ def load_checkpoint(net: ContinualActiveClassifier, directory: str | Path) -> Co
     state["history"].to(net.device if net.device is not None else "cpu")
     try:
         net.load_campaign_state(state)
-    except (ValueError, KeyError, RuntimeError, TypeError, IndexError) as error:
-        raise CheckpointError(f"{path} cannot be loaded into this estimator: {error}") from None
+    except Exception as error:  # the estimator rolled itself back; any mismatch is a bad checkpoint for it
+        raise CheckpointError(f"{path} cannot be loaded into this estimator: {type(error).__name__}: {error}") from None
     return net
 
 

@@ -38,7 +38,7 @@ from ._validation import (
 from .callbacks import AutoRoundStop, QuietPrintLog, TrainAccuracyStop
 from .embedding import last_linear_layer
 from .history import LabelledHistory
-from .network import check_state_dict, reset_parameters, sizes_from_data, widened_output
+from .network import check_optimizer_state, check_state_dict, reset_parameters, sizes_from_data, widened_output
 from .replay import ReplayStrategy, SeedRound, make_strategy
 from .round import Round, RoundStopped
 from .snapshot import EstimatorSnapshot
@@ -261,6 +261,10 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         """
         own = {key: params.pop(key) for key in list(params) if key.split("__")[0] in _OWN_PARAMS}
         super().set_params(**params)
+        for key, value in params.items():
+            # skorch applies optimizer__* to the current optimizer only; rounds build new ones from attributes
+            if key.startswith("optimizer__") and "__param_groups__" not in key:
+                setattr(self, key, value)
         for key, value in own.items():
             setattr(self, key, value)
             if "__" in key:
@@ -297,7 +301,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         missed = reset_parameters(module)
         if missed:
             warnings.warn(
-                f"The module instance's parameters {missed[:5]} belong to submodules without "
+                f"The module instance's parameters or buffers {missed[:5]} belong to submodules without "
                 "reset_parameters(), so a new campaign cannot re-initialise them and they keep their "
                 "current (possibly trained) values. Pass the module's class instead of an instance.",
                 UserWarning,
@@ -617,6 +621,8 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             "classes": np.asarray(self.classes_),
             "rng": self.rng_.bit_generator.state,
             "training_log": [dict(epoch) for epoch in self.history],
+            "n_features_in": getattr(self, "n_features_in_", None),
+            "feature_names_in": None if not hasattr(self, "feature_names_in_") else list(self.feature_names_in_),
         }
 
     def load_campaign_state(self, state: dict) -> ContinualActiveClassifier:
@@ -643,14 +649,26 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             If the module or optimizer does not match the state (the message
             names the first mismatch).
         """
+        if self.classes is not None and not self.grow_output:
+            declared = check_classes(self.classes)
+            if len(declared) != len(state["classes"]) or np.any(declared != np.sort(np.asarray(state["classes"]))):
+                raise ValueError(f"classes={declared.tolist()} differs from the state's {list(state['classes'])}")
         with self._rolled_back_on_failure():
             self.labelled_history_, self.fitted_classes_ = state["history"], np.asarray(state["classes"])
+            for attribute in ("n_features_in_", "feature_names_in_"):
+                self.__dict__.pop(attribute, None)
+            if state.get("n_features_in") is not None:
+                self.n_features_in_ = int(state["n_features_in"])
+            if state.get("feature_names_in") is not None:
+                self.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
             if not self.initialized_:
-                self.initialize()
+                with torch.random.fork_rng(devices=[]):  # weights about to be replaced: leave the user's RNG alone
+                    self.initialize()
             self._widen_output_to_classes()
             check_state_dict(self.module_, state["module"])
             self.module_.load_state_dict(state["module"])
             self.initialize_optimizer()
+            check_optimizer_state(self.optimizer_, state["optimizer"])
             self.optimizer_.load_state_dict(state["optimizer"])
             self.rounds_ = [dict(record) for record in state["rounds"]]
             rng = np.random.default_rng()
@@ -659,6 +677,10 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             self.history.clear()
             for epoch in state["training_log"]:
                 self.history.append(dict(epoch))
+            # the stored points must go through the module and come out as one finite logit per class
+            logits = self._logits(self.labelled_history_.batch(torch.arange(1)).X, device="cpu")
+            if logits.shape != (1, len(self.fitted_classes_)) or not bool(torch.isfinite(logits).all()):
+                raise ValueError(f"the module gives {tuple(logits.shape)} logits (finite: {logits.isfinite().all()})")
         return self
 
     # -- rounds ------------------------------------------------------------
@@ -743,7 +765,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
                 except RoundStopped:
                     pass
                 self.notify("on_train_end", X=X_train, y=y_train)
-                logits = self._logits(history.staged_X, device=history.device)
+                logits = self._logits(history.staged_X, device=history.device, **fit_params)
                 round_.count(forwarded=round_.n_new)
                 round_.stop_clock(device)
             finally:
@@ -766,7 +788,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             finally:
                 self.round_ = None
 
-    def _logits(self, X: Any, device: Any) -> torch.Tensor:
+    def _logits(self, X: Any, device: Any, **fit_params: Any) -> torch.Tensor:
         """Compute module outputs for ``X`` in eval mode, batched like prediction.
 
         The same as skorch's ``forward`` without its per-batch checks, which
@@ -775,7 +797,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         self._set_training(False)
         with torch.no_grad():
             batches = self.get_iterator(self.get_dataset(X), training=False)
-            return torch.cat([self.infer(Xb).to(device) for Xb, _ in batches])
+            return torch.cat([self.infer(Xb, **fit_params).to(device) for Xb, _ in batches])
 
     def _check_criterion(self) -> None:
         if isinstance(self.criterion_, torch.nn.NLLLoss):

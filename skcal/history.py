@@ -368,12 +368,12 @@ class LabelledHistory:
 
     @property
     def X(self) -> Features:
-        """Committed features, a view (no copy for dense and dict storage)."""
+        """Committed features, a view (no copy for dense and dict storage): read it, never write to it."""
         return self._features(0, self._n)
 
     @property
     def y(self) -> torch.Tensor:
-        """Committed encoded labels (a view)."""
+        """Committed encoded labels (a view: writing to it would change the replay memory)."""
         return self._y.buffer[: self._n] if self._y is not None else torch.empty(0, dtype=torch.int64)
 
     @property

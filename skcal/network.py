@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 from typing import Any
 
 import torch
@@ -44,7 +45,7 @@ def sizes_from_data(factory: Any, feature_shape: Any, n_classes: int | None) -> 
 
 
 def reset_parameters(module: torch.nn.Module) -> list[str]:
-    """Call ``reset_parameters()`` on every submodule that has one; return the parameters it missed.
+    """Call ``reset_parameters()`` on every submodule that has one; return the parameters and buffers it missed.
 
     Parameters
     ----------
@@ -53,15 +54,16 @@ def reset_parameters(module: torch.nn.Module) -> list[str]:
     Returns
     -------
     list of str
-        Names of parameters owned by submodules without ``reset_parameters``
-        (they keep their values).
+        Names of parameters and buffers owned by submodules without
+        ``reset_parameters`` (they keep their values).
     """
     missed = []
     for prefix, layer in module.named_modules():
         if callable(getattr(layer, "reset_parameters", None)):
             layer.reset_parameters()
         else:
-            missed += [f"{prefix}.{name}" if prefix else name for name, _ in layer.named_parameters(recurse=False)]
+            owned = [*layer.named_parameters(recurse=False), *layer.named_buffers(recurse=False)]
+            missed += [f"{prefix}.{name}" if prefix else name for name, _ in owned]
     return missed
 
 
@@ -120,4 +122,34 @@ def check_state_dict(module: torch.nn.Module, saved: dict) -> None:
             )
 
 
-__all__ = ["check_state_dict", "reset_parameters", "sizes_from_data", "widened_output"]
+def check_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """Raise a ValueError unless ``saved`` fits ``optimizer``: its groups, hyperparameters and state shapes.
+
+    Parameters
+    ----------
+    optimizer : torch.optim.Optimizer
+    saved : dict
+        An optimizer state dict.
+    """
+    groups, state = saved["param_groups"], saved["state"]
+    if not isinstance(groups, list) or not isinstance(state, dict):
+        raise ValueError("the optimizer state is malformed")
+    if [len(group["params"]) for group in groups] != [len(group["params"]) for group in optimizer.param_groups]:
+        raise ValueError("the optimizer state has another parameter-group layout")
+    parameters = {}
+    for saved_group, group in zip(groups, optimizer.param_groups, strict=True):
+        for key, value in saved_group.items():
+            if key != "params" and isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"the optimizer's {key} is {value}")
+        if not isinstance(saved_group.get("lr"), (int, float)) or isinstance(saved_group.get("lr"), bool):
+            raise ValueError(f"the optimizer's learning rate is {saved_group.get('lr')!r}")
+        parameters.update(zip(saved_group["params"], group["params"], strict=True))
+    for index, values in state.items():
+        if index not in parameters or not isinstance(values, dict):
+            raise ValueError(f"the optimizer state names an unknown parameter {index!r}")
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape != parameters[index].shape:
+                raise ValueError(f"the optimizer's {key} for parameter {index} has shape {tuple(value.shape)}")
+
+
+__all__ = ["check_optimizer_state", "check_state_dict", "reset_parameters", "sizes_from_data", "widened_output"]

@@ -110,3 +110,15 @@ def test_auto_rule_parameters_are_skorch_callback_parameters(digits):
         ValueError, match="round_epochs='often' is not valid: it must be a non-negative integer or \"auto\""
     ):
         make_net(round_epochs="often").fit(X[:50], y[:50])
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("sample_size", 0), ("patience", 0), ("new_accuracy", "x"), ("tolerance", float("nan")), ("min_improvement", 2)],
+)
+def test_bad_auto_rule_parameters_are_named_before_training(digits, name, value):
+    X, y = digits
+    net = make_net(replay="er", round_epochs="auto", **{f"callbacks__auto_stop__{name}": value})
+    with pytest.raises(ValueError, match=f"callbacks__auto_stop__{name}="):
+        net.fit(X[:50], y[:50])
+    assert not net.__sklearn_is_fitted__()

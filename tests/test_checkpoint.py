@@ -247,6 +247,18 @@ def test_150_random_bit_flips_are_150_checkpoint_errors_and_change_nothing(digit
         (lambda s: s["rng"].__setitem__("bit_generator", "MT19937"), "not a PCG64"),
         (lambda s: s["classes"].__setitem__("values", [0, 0, 1]), "duplicates"),
         (lambda s: s["history"].__setitem__("features", s["history"]["features"][:5]), "features do not match"),
+        (lambda s: s["rng"]["state"].__setitem__("state", 2**200), "inconsistent contents"),
+        (lambda s: s["history"].__setitem__("y", s["history"]["y"].to_sparse()), "not a dense"),
+        (lambda s: s["optimizer"].__setitem__("state", []), "cannot be loaded|malformed"),
+        (
+            lambda s: s["history"].__setitem__("logits", s["history"]["logits"].double() * 1e300),
+            "not finite in float32",
+        ),
+        (lambda s: s["history"].__setitem__("features", s["history"]["features"].double()), "dtype torch.float64"),
+        (lambda s: s["history"].__setitem__("features", s["history"]["features"][:, :3].clone()), "cannot be loaded"),
+        (lambda s: s["module"]["hidden.weight"].fill_(float("nan")), "weights are not finite"),
+        (lambda s: s["classes"].__setitem__("values", [0.5, float("nan"), 2.0] + list(range(3, 10))), "dtype float64"),
+        (lambda s: s["optimizer"]["param_groups"][0].__setitem__("lr", "fast"), "learning rate is 'fast'"),
     ],
 )
 def test_crafted_checkpoints_with_a_valid_checksum_are_rejected_before_any_change(digits, tmp_path, edit, message):
@@ -310,3 +322,34 @@ def test_a_save_removes_the_temporary_files_of_an_interrupted_save(digits, tmp_p
     net.save_checkpoint(tmp_path)
     assert not stale.exists() and unrelated.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "notes.tmp"]
+
+
+def test_a_directory_in_place_of_the_file_is_a_checkpoint_error(digits, tmp_path):
+    (tmp_path / "checkpoint.pt").mkdir()
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        make_net().load_checkpoint(tmp_path)
+
+
+def test_momentum_of_another_shape_is_rejected(digits, tmp_path):
+    X, y = digits
+    params = {"optimizer": torch.optim.SGD, "optimizer__momentum": 0.9, "reset_optimizer": False}
+    campaign(X, y, params).save_checkpoint(tmp_path)
+    rewrite(
+        tmp_path / "checkpoint.pt", lambda s: s["optimizer"]["state"][0].__setitem__("momentum_buffer", torch.ones(3))
+    )
+    net = make_net(**params).fit(X[:30], y[:30])
+    before = fingerprint(net)
+    with pytest.raises(CheckpointError, match="momentum_buffer for parameter 0 has shape"):
+        net.load_checkpoint(tmp_path)
+    assert fingerprint(net) == before
+
+
+def test_pandas_feature_names_survive_a_checkpoint(digits, tmp_path):
+    pd = pytest.importorskip("pandas")
+    X, y = digits
+    frame = pd.DataFrame(X, columns=[f"pixel{i}" for i in range(64)])
+    make_net().fit(frame[:60], y[:60]).save_checkpoint(tmp_path)
+    resumed = make_net().load_checkpoint(tmp_path)
+    assert list(resumed.feature_names_in_) == list(frame.columns) and resumed.n_features_in_ == 64
+    with pytest.raises(ValueError, match="same names, other order"):
+        resumed.partial_fit(frame[list(reversed(frame.columns))][60:70], y[60:70])

@@ -657,3 +657,19 @@ def test_grow_output_needs_a_linear_head(digits):
     with pytest.raises(ValueError, match="grow_output needs the module's last torch.nn.Linear"):
         net.partial_fit(X[60:80], y[60:80])
     assert_unchanged(net, before)
+
+
+def test_optimizer_parameters_set_between_rounds_reach_the_rebuilt_optimizer(digits):
+    X, y = digits
+    net = make_net(optimizer=torch.optim.SGD, optimizer__momentum=0.5).fit(X[:60], y[:60])
+    net.set_params(optimizer__lr=0.01, optimizer__momentum=0.0)
+    net.partial_fit(X[60:90], y[60:90])  # the round builds a fresh optimizer (reset_optimizer=True)
+    group = net.optimizer_.param_groups[0]
+    assert group["lr"] == 0.01 and group["momentum"] == 0.0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_a_cuda_device_without_a_gpu_is_named(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match=r"device='cuda' is not valid: .* no CUDA GPU"):
+        make_net(device="cuda").fit(X[:30], y[:30])

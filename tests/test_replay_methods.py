@@ -195,7 +195,10 @@ def test_bad_method_hyperparameters_are_clear_errors(digits):
         ("mir", {"replay__n_candidates": 0}, "replay__n_candidates=0"),
         ("sd", {"replay__kl": "forward"}, "replay__kl='forward'"),
         ("sds2", {"replay__embedding": "pooled"}, "replay__embedding='pooled'"),
-        ("der", {"replay__alpha": "x"}, r"replay__alpha='x' .* must be a number in \[0, inf\]"),
+        ("der", {"replay__alpha": "x"}, r"replay__alpha='x' .* must be a finite number in \[0, inf\]"),
+        ("der", {"replay__beta": float("nan")}, r"replay__beta=nan .* must be a finite number"),
+        ("mir", {"replay__virtual_lr": float("inf")}, r"replay__virtual_lr=inf"),
+        ("sds2", {"replay__sigma": float("nan")}, r"replay__sigma=nan"),
         ("sd", {"replay__alpha": 1.5}, r"replay__alpha=1.5 .* in \[0, 1\]"),
         ("der", {"replay__gamma": 1.0}, "gamma"),
     ]

@@ -25,6 +25,7 @@ What a strategy may use of the estimator is written down in :class:`Trainer`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -155,9 +156,9 @@ def check_hyperparameter(
                 f"replay__{name}={value!r} is not valid for {type(strategy).__name__}; use one of {options}."
             )
         return
-    is_number = isinstance(value, kind) and not isinstance(value, (bool, np.bool_))
+    is_number = isinstance(value, kind) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
     if not is_number or (low is not None and value < low) or (high is not None and value > high):
-        accepted = "an integer" if kind is Integral else "a number"
+        accepted = "an integer" if kind is Integral else "a finite number"
         bounds = f" in [{low}, {'inf' if high is None else high}]" if low is not None else ""
         raise ValueError(
             f"replay__{name}={value!r} is not valid for {type(strategy).__name__}: it must be {accepted}{bounds}"

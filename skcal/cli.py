@@ -4,7 +4,10 @@ Every argument of ``skcal bench`` is checked before any training: a bad one
 ends the command with an argparse ``error:`` line naming the flag, exit
 status 2 and no traceback. The output folder is created and tested for
 writing before the first model trains, so results are never lost to a bad
-``--out``.
+``--out``. Each finished campaign is stored under ``--out`` at once; the
+same command run again loads the finished ones and trains only the rest
+(stored campaigns of other settings are an ``--out`` error unless
+``--no-resume``). Progress bars with ETAs go to stderr unless ``--quiet``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from .replay import REPLAY_STRATEGIES
+
+#: ``--model`` choices, the keys of ``skcal.bench.MODELS`` (a test checks; that module loads only when a run starts).
+MODELS = ("mlp", "cnn", "resnet18", "minilm")
+#: Datasets that read cached sentence embeddings.
+EMBEDDING_DATASETS = ("sentiment", "wordnet")
 
 DEFAULT_METHODS = "retrain,warmstart,finetune,er,mir,der,sd,sds2"
 DEFAULT_BUDGETS = (0.1, 0.2, 0.3, 0.4, 0.5)
@@ -66,6 +74,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _round_epochs(text: str) -> int | str:
+    """Parse a whole number of at least 1, or ``auto`` (passed through to the estimator)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'auto', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _names(text: str) -> list[str]:
     """Parse a comma-separated list of names: no empty entries, no repeats."""
     names = [name.strip() for name in text.split(",")]
@@ -106,7 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset",
         type=_names,
         default=["digits"],
-        help="comma-separated: digits, pbmc68k, wordnet, medmnist, or a path to .h5ad, MedMNIST .npz or text .csv",
+        help="comma-separated: digits, fashion-mnist, pbmc68k, sentiment, wordnet, medmnist, or a path to .h5ad, "
+        "MedMNIST .npz or text .csv",
+    )
+    bench.add_argument(
+        "--model",
+        choices=list(MODELS),
+        help="the network: mlp, cnn or resnet18 for images (default cnn; mlp for fashion-mnist), mlp for cells, "
+        "mlp (on sentence embeddings or TF-IDF) or minilm (fine-tuned end to end, on a subsample) for text",
     )
     bench.add_argument("--label-key", type=_non_empty, help="obs column with the labels, for .h5ad files")
     bench.add_argument(
@@ -127,13 +155,40 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seeds", type=_positive_int, help="repeats with different splits and seed sets (default 3)")
     bench.add_argument("--initial", type=_fraction, default=0.05, help="seed-set fraction of the pool")
     bench.add_argument("--query", type=_fraction, default=0.05, help="fraction labelled per round")
+    bench.add_argument(
+        "--pool-size",
+        type=_positive_int,
+        help="subsample each seed's pool to N points, stratified by class and drawn with the seed",
+    )
+    bench.add_argument(
+        "--test-size",
+        type=_positive_int,
+        help="subsample each seed's test set to N points (default: 25%% of the data, or a fixed test split)",
+    )
     bench.add_argument("--out", type=_non_empty, default="results", help="output folder (one subfolder per dataset)")
-    bench.add_argument("--round-epochs", type=_positive_int, help="epochs of a CAL round (default: the dataset's)")
+    bench.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="train every campaign again, replacing those stored in --out (default: load finished ones)",
+    )
+    bench.add_argument(
+        "--embedding-cache",
+        type=_non_empty,
+        help="folder of cached sentence embeddings, for sentiment and wordnet (default $SKCAL_DATA/embeddings)",
+    )
+    bench.add_argument(
+        "--round-epochs", type=_round_epochs, help="epochs of a CAL round, or auto (default: the dataset's)"
+    )
     bench.add_argument("--max-epochs", type=_positive_int, help="epoch cap of seed/AL rounds (default: the dataset's)")
     bench.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N, mps or xpu")
     bench.add_argument("--threads", type=_positive_int, help="torch CPU threads")
-    bench.add_argument("--quick", action="store_true", help="one seed, budgets 0.1-0.3: about a minute per dataset")
-    bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="one seed, budgets 0.1-0.3, smaller datasets (wordnet: 5 noun categories on TF-IDF; fashion-mnist: "
+        "a 10,000-image pool; sentiment: 4,000 sentences)",
+    )
+    bench.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true", help="no progress bars")
     parser.bench_parser = bench
     return parser
 
@@ -151,11 +206,13 @@ def _check_dataset_options(args: argparse.Namespace, parser: argparse.ArgumentPa
         "label_key": any(name.lower().endswith(".h5ad") for name in names),
         "data_root": "medmnist" in names,
         "medmnist_flag": "medmnist" in names,
+        "embedding_cache": any(name in EMBEDDING_DATASETS for name in names),
     }
     needed_by = {
         "label_key": "an .h5ad dataset",
         "data_root": "--dataset medmnist",
         "medmnist_flag": "--dataset medmnist",
+        "embedding_cache": "--dataset sentiment or wordnet",
     }
     for option, used in uses.items():
         if getattr(args, option) is not None and not used:
@@ -167,6 +224,10 @@ def _check_dataset_options(args: argparse.Namespace, parser: argparse.ArgumentPa
 
 def bench(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
     """Run ``skcal bench``: check every argument, then train, then write the results.
+
+    Finished campaigns stored under ``--out`` by an earlier run of the same
+    command are loaded, not trained again; stored campaigns of other
+    settings are an argument error (``--out``) unless ``--no-resume``.
 
     Parameters
     ----------
@@ -182,13 +243,20 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: Seque
     int
         0 on success.
     """
+    from pathlib import Path
+
     import torch
     from tqdm import tqdm
 
     from .bench import (
         BenchmarkInputError,
+        BenchmarkProgress,
+        CampaignStore,
+        apply_epochs,
+        campaign_config,
         check_arguments,
         check_device,
+        check_model,
         format_table,
         load_benchmark_data,
         plan_benchmark,
@@ -205,29 +273,55 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: Seque
     try:
         check_arguments(methods, budgets, args.initial, args.query)
         check_device(args.device)
+        for name in args.dataset:
+            check_model(name, args.model)
         prepare_output(args.out, keep=False)  # fail on a bad --out now, not after the training
         data_sets = [
-            load_benchmark_data(name, args.label_key, args.data_root, args.medmnist_flag) for name in args.dataset
+            load_benchmark_data(
+                name,
+                args.label_key,
+                args.data_root,
+                args.medmnist_flag,
+                model=args.model,
+                quick=args.quick,
+                embedding_cache=args.embedding_cache,
+                device=args.device,
+            )
+            for name in args.dataset
         ]
+        plans = []
         for data in data_sets:
-            for name in ("round_epochs", "max_epochs"):
-                if getattr(args, name) is not None:
-                    data.estimator_params[name] = getattr(args, name)
-            plan_benchmark(data, methods, budgets, args.initial, args.query)
+            apply_epochs(data, args.round_epochs, args.max_epochs)
+            plan = plan_benchmark(data, methods, budgets, args.initial, args.query, args.test_size, args.pool_size)
+            plans.append(plan)
+        folders = [Path(args.out) / data.name for data in data_sets]
+        if len(set(folders)) < len(folders):
+            prepare_output(args.out, [data.name for data in data_sets], keep=False)  # names the clash
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)  # before the stored campaigns' settings are compared
+        finished = [
+            {}
+            if args.no_resume
+            else CampaignStore(folder / "campaigns", campaign_config(data, plan, args.device)).finished(methods, seeds)
+            for data, plan, folder in zip(data_sets, plans, folders, strict=True)
+        ]
         folders = prepare_output(args.out, [data.name for data in data_sets])
     except BenchmarkInputError as error:
         _argument_error(parser, error)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     command = "skcal " + " ".join(shlex.quote(arg) for arg in argv)
-    for data, folder in zip(data_sets, folders, strict=True):
-        print(f"\n{data.description}: methods {','.join(methods)}, budgets {budgets}, {seeds} seed(s)")
-        with tqdm(total=seeds * len(methods), disable=args.no_progress, unit="campaign", file=sys.stderr) as bar:
-
-            def advance(description: str, bar: tqdm = bar) -> None:
-                bar.set_postfix_str(description)
-                bar.update()
-
+    total = sum(
+        (len(methods) * seeds - len(done)) * (plan.n_rounds + 1) for plan, done in zip(plans, finished, strict=True)
+    )
+    progress = BenchmarkProgress(total_rounds=total, enabled=not args.quiet)
+    try:
+        for data, plan, folder, done in zip(data_sets, plans, folders, finished, strict=True):
+            progress.log(
+                f"\n{data.description}: pool {plan.n_pool}, test set {plan.n_test}, "
+                f"{plan.initial_count} seed labels + {plan.query_count} per round; "
+                f"methods {','.join(methods)}, budgets {budgets}, {seeds} seed(s)"
+            )
+            if done:
+                progress.log(f"loaded {len(done)} finished campaign(s) from {folder / 'campaigns'}")
             result = run_benchmark(
                 data,
                 methods,
@@ -235,12 +329,23 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: Seque
                 seeds=seeds,
                 initial=args.initial,
                 query=args.query,
+                test_size=args.test_size,
+                pool_size=args.pool_size,
                 device=args.device,
-                progress=advance,
+                progress=progress,
+                out=folder,
+                resume=not args.no_resume,
             )
-        paths = write_results(result, folder, command=command)
-        print(format_table(summarize(result)))
-        print(f"wrote {', '.join(str(path) for path in paths.values())}")
+            paths = write_results(result, folder, command=command)
+            progress.log(
+                f"{data.name}: {len(result.campaigns_run)} campaign(s) run, {len(result.campaigns_loaded)} loaded"
+            )
+            # tqdm.write keeps the bars on stderr intact while the table goes to stdout
+            header = f"{data.description}: pool {plan.n_pool}, test set {plan.n_test}, {seeds} seed(s)"
+            tqdm.write(f"\n{header}\n{format_table(summarize(result))}", file=sys.stdout)
+            tqdm.write(f"wrote {', '.join(str(path) for path in paths.values())}", file=sys.stdout)
+    finally:
+        progress.close()
     return 0
 
 

@@ -25,7 +25,10 @@ def _pyplot():
 
 
 def speedup_vs_accuracy(summary: list, path: Path) -> Path:
-    """Speedup against mean test accuracy, one panel per budget (the paper's Figures 2-7)."""
+    """Speedup against mean test accuracy, one panel per budget (the paper's Figures 2-7).
+
+    Error bars are the 95% t-intervals over seeds (none for a single seed).
+    """
     plt = _pyplot()
     budgets = sorted({row["budget"] for row in summary})
     figure, axes = plt.subplots(1, len(budgets), figsize=(3.2 * len(budgets), 3.4), squeeze=False)
@@ -34,7 +37,7 @@ def speedup_vs_accuracy(summary: list, path: Path) -> Path:
             axis.errorbar(
                 row["time_speedup"],
                 100 * row["accuracy_mean"],
-                yerr=100 * row["accuracy_std"],
+                yerr=100 * (row.get("accuracy_ci95") or 0.0),
                 fmt="o",
                 capsize=3,
                 label=display_name(row["method"]),
@@ -50,10 +53,53 @@ def speedup_vs_accuracy(summary: list, path: Path) -> Path:
     return path
 
 
+def speedup_vs_budget(summary: list, path: Path) -> Path:
+    """Speedup over AL against the labelled budget, one line per method: training time and samples.
+
+    Two panels, ``time×`` and ``samples×``; a line that climbs means the gap
+    to standard AL grows with the budget. The dotted line is AL itself (1x).
+
+    Parameters
+    ----------
+    summary : list of dict
+        :func:`skcal.bench.summarize`'s rows.
+    path : Path
+        The PNG to write.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    plt = _pyplot()
+    methods = list(dict.fromkeys(row["method"] for row in summary))
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8), squeeze=False)
+    panels = (("time_speedup", "speedup over AL (training time)"), ("samples_speedup", "speedup over AL (samples)"))
+    for axis, (key, label) in zip(axes[0], panels, strict=True):
+        for method in methods:
+            rows = sorted((r for r in summary if r["method"] == method), key=lambda r: r["budget"])
+            axis.plot(
+                [100 * r["budget"] for r in rows],
+                [r[key] for r in rows],
+                marker="o",
+                linestyle=":" if method == "retrain" else "-",
+                label=display_name(method),
+            )
+        axis.set_xlabel("labelled fraction of the pool (%)")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
 def forgetting(result: BenchmarkResult, path: Path) -> Path:
     """Accuracy on each round's labelled points after every round (the paper's Figure 1).
 
-    Fine-tuning next to the CAL method with the best final accuracy, first seed.
+    Fine-tuning next to the CAL method with the best final accuracy, first seed
+    (the first method when neither was run).
     """
     plt = _pyplot()
     final = {r["method"]: r["accuracy"] for r in result.rounds if r["seed"] == 0}
@@ -61,6 +107,8 @@ def forgetting(result: BenchmarkResult, path: Path) -> Path:
     shown = [m for m in ("finetune",) if m in result.methods]
     if cal:
         shown.append(max(cal, key=lambda m: final[m]))
+    if not shown:  # only AL baselines were run: show the first
+        shown = result.methods[:1]
     figure, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 3.6), squeeze=False, sharey=True)
     for axis, method in zip(axes[0], shown, strict=True):
         records = [r for r in result.rounds if r["seed"] == 0 and r["method"] == method]
@@ -83,7 +131,7 @@ def entropy_correlation(result: BenchmarkResult, path: Path) -> Path:
     """Correlation of the final models' entropy scores on the test set (the paper's Figure 8)."""
     plt = _pyplot()
     methods = list(result.final_entropy)
-    matrix = np.corrcoef(np.stack([result.final_entropy[m] for m in methods]))
+    matrix = np.atleast_2d(np.corrcoef(np.stack([result.final_entropy[m] for m in methods])))
     figure, axis = plt.subplots(figsize=(1.0 + 0.8 * len(methods), 0.6 + 0.8 * len(methods)))
     image = axis.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r")
     names = [display_name(m) for m in methods]
@@ -101,9 +149,10 @@ def entropy_correlation(result: BenchmarkResult, path: Path) -> Path:
 
 
 def write_all(result: BenchmarkResult, summary: list, out: Path) -> dict:
-    """Write the three figures under ``out``; return their paths by name."""
+    """Write the four figures under ``out``; return their paths by name."""
     return {
         "speedup_vs_accuracy": speedup_vs_accuracy(summary, out / "speedup_vs_accuracy.png"),
+        "speedup_vs_budget": speedup_vs_budget(summary, out / "speedup_vs_budget.png"),
         "forgetting": forgetting(result, out / "forgetting.png"),
         "entropy_correlation": entropy_correlation(result, out / "entropy_correlation.png"),
     }

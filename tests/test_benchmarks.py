@@ -8,6 +8,7 @@ pass.
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,24 @@ TOY_RUNS = {
         "same set: True",
     ),
     "query_throughput.py": (["--pool", "5000", "--repeats", "1", "--diversity-rows", "2000"], "badge"),
+    "round_epochs.py": (
+        [
+            "--datasets",
+            "digits",
+            "--methods",
+            "er",
+            "--settings",
+            "auto,2",
+            "--seeds",
+            "2",
+            "--budgets",
+            "0.1,0.15",
+            "--quiet",
+            "--out",
+            str(Path(tempfile.mkdtemp()) / "round-epochs"),
+        ],
+        "auto on the frontier at",
+    ),
     "soak.py": (["--history", "1000", "--rounds", "4", "--new", "50", "--every", "2"], "last/first median round time"),
     "stopping.py": (
         ["--datasets", "digits", "--seeds", "1", "--budget", "0.3", "--max-epochs", "2", "--round-epochs", "1"],

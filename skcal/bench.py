@@ -46,6 +46,7 @@ which names the argument at fault.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -67,10 +68,18 @@ from . import datasets
 from ._data import n_samples, select_rows
 from .estimator import ContinualActiveClassifier
 from .models import ACTINN, MLP, ResNet18, SmallCNN
-from .query import entropy_sampling
+from .query import bald_sampling, batchbald_sampling, entropy_sampling, margin_sampling
 from .replay import REPLAY_STRATEGIES, display_name
 from .simulation import ActiveLearningSimulator
 
+#: Query strategies ``skcal bench --strategy`` takes; BALD and BatchBALD use MC dropout.
+QUERY_STRATEGIES = {
+    "entropy": entropy_sampling,
+    "margin": margin_sampling,
+    "bald": bald_sampling,
+    "batchbald": batchbald_sampling,
+}
+BAYESIAN_STRATEGIES = ("bald", "batchbald")
 BUILTIN_DATASETS = ("digits", "pbmc68k", "wordnet", "medmnist", "fashion-mnist", "sentiment")
 WORDNET_CATEGORIES = ["noun.animal", "noun.artifact", "noun.food", "noun.plant", "noun.person"]
 USER_SUFFIXES = (".h5ad", ".npz", ".csv")
@@ -1241,7 +1250,7 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def campaign_config(data: BenchmarkData, plan: BenchmarkPlan, device: str = "cpu") -> dict:
+def campaign_config(data: BenchmarkData, plan: BenchmarkPlan, device: str = "cpu", strategy: str = "entropy") -> dict:
     """Everything a stored campaign must share with a rerun to be reused: data, sizes, network, training.
 
     Parameters
@@ -1269,7 +1278,7 @@ def campaign_config(data: BenchmarkData, plan: BenchmarkPlan, device: str = "cpu
         "initial_count": plan.initial_count,
         "query_count": plan.query_count,
         "n_rounds": plan.n_rounds,
-        "query_strategy": "entropy_sampling",
+        "query_strategy": QUERY_STRATEGIES[strategy].__name__,
         "estimator": data.estimator_params,
         "device": device,
         "threads": torch.get_num_threads(),
@@ -1591,6 +1600,7 @@ def run_benchmark(
     pool_size: int | None = None,
     out: str | Path | None = None,
     resume: bool = True,
+    strategy: str = "entropy",
 ) -> BenchmarkResult:
     """Run the AL campaign for every seed and method, storing each as it finishes, reusing stored ones.
 
@@ -1620,6 +1630,10 @@ def run_benchmark(
         Load the campaigns stored under ``out`` instead of training them
         again (after checking their configuration); False trains and
         overwrites them.
+    strategy : {"entropy", "margin", "bald", "batchbald"}, default="entropy"
+        The query strategy (:data:`QUERY_STRATEGIES`); the paper's is
+        entropy. BALD and BatchBALD need a network with dropout: MLP-based
+        datasets get ``module__dropout=0.2`` for them.
 
     Returns
     -------
@@ -1637,8 +1651,10 @@ def run_benchmark(
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
         raise BenchmarkInputError("seeds", f"seeds must be a positive integer, got {seeds!r}.")
     check_device(device)
+    data = check_strategy(data, strategy)
     plan = plan_benchmark(data, methods, budgets, initial, query, test_size, pool_size)
-    store = CampaignStore(Path(out) / "campaigns", campaign_config(data, plan, device)) if out is not None else None
+    config = campaign_config(data, plan, device, strategy)
+    store = CampaignStore(Path(out) / "campaigns", config) if out is not None else None
     finished = store.finished(methods, seeds) if store is not None and resume else {}
     result = BenchmarkResult(data, list(methods), budgets, budget_rounds=plan.budget_rounds, plan=plan, seeds=seeds)
     pending = [(method, seed) for seed in range(seeds) for method in methods if (method, seed) not in finished]
@@ -1655,7 +1671,7 @@ def run_benchmark(
                 if not warmed:
                     _warm_up(data.estimator_params, split[0], split[1], data.classes, device)
                     warmed = True
-                campaign = _run_campaign(data, plan, method, seed, split, device, progress)
+                campaign = _run_campaign(data, plan, method, seed, split, device, progress, strategy)
                 if store is not None:
                     store.save(campaign)
                 result.campaigns_run.append((method, seed))
@@ -1668,6 +1684,41 @@ def run_benchmark(
     return result
 
 
+def check_strategy(data: BenchmarkData, strategy: str) -> BenchmarkData:
+    """Check the query strategy fits the dataset's network; for BALD, give an MLP dropout.
+
+    Parameters
+    ----------
+    data : BenchmarkData
+    strategy : str
+        A key of :data:`QUERY_STRATEGIES`.
+
+    Returns
+    -------
+    BenchmarkData
+        ``data``, or a copy with ``module__dropout=0.2`` for BALD on an MLP.
+
+    Raises
+    ------
+    BenchmarkInputError
+        With ``parameter="strategy"``.
+    """
+    if strategy not in QUERY_STRATEGIES:
+        raise BenchmarkInputError(
+            "strategy", f"unknown query strategy {strategy!r}; use one of {sorted(QUERY_STRATEGIES)}"
+        )
+    if strategy not in BAYESIAN_STRATEGIES:
+        return data
+    module = data.estimator_params.get("module")
+    if module not in (MLP, ACTINN):
+        name = getattr(module, "__name__", module)
+        raise BenchmarkInputError(
+            "strategy", f"{strategy} needs a network with dropout; {name} has none (use --model mlp)"
+        )
+    params = {**data.estimator_params, "module__dropout": data.estimator_params.get("module__dropout", 0.2)}
+    return dataclasses.replace(data, estimator_params=params)
+
+
 def _run_campaign(
     data: BenchmarkData,
     plan: BenchmarkPlan,
@@ -1676,6 +1727,7 @@ def _run_campaign(
     split: tuple,
     device: str,
     progress: BenchmarkProgress | None,
+    strategy: str = "entropy",
 ) -> dict:
     """Train one method's campaign for one seed; return it as :class:`CampaignStore` stores it."""
     X_pool, y_pool, X_test, y_test = split
@@ -1689,7 +1741,7 @@ def _run_campaign(
         estimator = ContinualActiveClassifier(**params, replay=method, device=device, random_state=seed)
         simulator = ActiveLearningSimulator(
             estimator,
-            entropy_sampling,
+            QUERY_STRATEGIES[strategy],
             initial_size=plan.initial_count,
             query_size=plan.query_count,
             n_rounds=plan.n_rounds,

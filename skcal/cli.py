@@ -156,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--initial", type=_fraction, default=0.05, help="seed-set fraction of the pool")
     bench.add_argument("--query", type=_fraction, default=0.05, help="fraction labelled per round")
     bench.add_argument(
+        "--strategy",
+        choices=("entropy", "margin", "bald", "batchbald"),
+        default="entropy",
+        help="query strategy: entropy (the paper's), margin, bald or batchbald (MC dropout; MLP networks)",
+    )
+    bench.add_argument(
         "--pool-size",
         type=_positive_int,
         help="subsample each seed's pool to N points, stratified by class and drawn with the seed",
@@ -257,6 +263,7 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: Seque
         check_arguments,
         check_device,
         check_model,
+        check_strategy,
         format_table,
         load_benchmark_data,
         plan_benchmark,
@@ -292,6 +299,7 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: Seque
         plans = []
         for data in data_sets:
             apply_epochs(data, args.round_epochs, args.max_epochs)
+            check_strategy(data, args.strategy)
             plan = plan_benchmark(data, methods, budgets, args.initial, args.query, args.test_size, args.pool_size)
             plans.append(plan)
         folders = [Path(args.out) / data.name for data in data_sets]
@@ -302,7 +310,10 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: Seque
         finished = [
             {}
             if args.no_resume
-            else CampaignStore(folder / "campaigns", campaign_config(data, plan, args.device)).finished(methods, seeds)
+            else CampaignStore(
+                folder / "campaigns",
+                campaign_config(check_strategy(data, args.strategy), plan, args.device, args.strategy),
+            ).finished(methods, seeds)
             for data, plan, folder in zip(data_sets, plans, folders, strict=True)
         ]
         folders = prepare_output(args.out, [data.name for data in data_sets])
@@ -335,6 +346,7 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: Seque
                 progress=progress,
                 out=folder,
                 resume=not args.no_resume,
+                strategy=args.strategy,
             )
             paths = write_results(result, folder, command=command)
             progress.log(

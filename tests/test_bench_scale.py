@@ -458,3 +458,40 @@ def test_campaign_files_are_written_atomically_with_their_configuration(tmp_path
     assert "round_epochs" in store.config_for("er")["estimator"]
     assert "round_epochs" not in store.config_for("retrain")["estimator"]
     assert json.loads(path.read_text())["config"]["estimator"]["module"] == "skcal.models.SmallCNN"
+
+
+def test_bench_with_bald_queries_on_an_mlp_and_a_clear_error_on_a_cnn(tmp_path):
+    from skcal.cli import main
+
+    out = tmp_path / "bald"
+    code = main(
+        [
+            "bench",
+            "--dataset",
+            "pbmc68k",
+            "--methods",
+            "retrain,er",
+            "--seeds",
+            "1",
+            "--budgets",
+            "0.1,0.15",
+            "--strategy",
+            "bald",
+            "--max-epochs",
+            "3",
+            "--round-epochs",
+            "2",
+            "--quiet",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    campaign = json.loads(next((out / "pbmc68k" / "campaigns").glob("er-seed0.json")).read_text())
+    assert campaign["config"]["query_strategy"] == "bald_sampling"
+    assert campaign["config"]["estimator"]["module__dropout"] == 0.2
+    with pytest.raises(SystemExit) as raised:
+        main(["bench", "--dataset", "digits", "--strategy", "bald", "--quiet", "--out", str(tmp_path / "cnn")])
+    assert raised.value.code == 2 and not (tmp_path / "cnn").exists()

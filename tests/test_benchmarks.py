@@ -16,6 +16,22 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 TOY_RUNS = {
+    "class_balanced_replay.py": (
+        [
+            "--dataset",
+            "pbmc68k",
+            "--methods",
+            "er",
+            "--seeds",
+            "1",
+            "--budgets",
+            "0.1",
+            "--quiet",
+            "--out",
+            str(Path(tempfile.mkdtemp()) / "class-balanced"),
+        ],
+        "| CAL-ER | class_balanced |",
+    ),
     "overhead.py": (
         ["--history", "300", "--new", "64", "--epochs", "1", "--repeats", "1", "--sizes", "1000,2000"],
         "ratio of medians",

@@ -68,13 +68,17 @@ class AutoRoundStop(Callback):
     ``max_epochs`` epochs. After every epoch (never before the first) the
     round stops when either rule holds:
 
-    - **learned**: the epoch's training accuracy on the *new* points reached
+    - **learned**, for ``confirmations`` epochs in a row: the new points are
+      known as well as the old ones, and the old ones are not forgotten. The
+      epoch's training accuracy on the *new* points reached the smaller of
       ``new_accuracy`` (default: the estimator's ``train_accuracy_stop``, or
-      0.99 without one), and the epoch's accuracy on the *replayed* points is
-      no more than ``tolerance`` below the model's accuracy on the history at
-      the round's start (measured on a random sample of ``sample_size``
-      history points before training, in eval mode, and counted in
-      ``samples_forwarded``);
+      0.99 without one) and the model's accuracy on the history at the
+      round's start; and the epoch's accuracy on the *replayed* points is no
+      more than ``tolerance`` below that start accuracy. The start accuracy
+      is measured on a random sample of ``sample_size`` history points before
+      training, in eval mode, and counted in ``samples_forwarded``. (Queried
+      points are the model's hardest: demanding 99% on them when the old
+      points sit at 93% trains far past the point of learning them.)
     - **plateau**: the epoch's mean training loss has not improved on the
       round's best by a relative ``min_improvement`` for ``patience`` epochs.
 
@@ -84,7 +88,11 @@ class AutoRoundStop(Callback):
     Parameters
     ----------
     new_accuracy : float or None, default=None
-        Training accuracy on the new points that counts as learned.
+        Training accuracy on the new points that counts as learned (capped
+        by the history's start accuracy).
+    confirmations : int, default=2
+        Consecutive epochs the learned condition must hold: one lucky epoch
+        does not end the round.
     tolerance : float, default=0.02
         How far the replayed points' accuracy may sit below its start value.
     patience : int, default=3
@@ -98,12 +106,14 @@ class AutoRoundStop(Callback):
     def __init__(
         self,
         new_accuracy: float | None = None,
+        confirmations: int = 2,
         tolerance: float = 0.02,
         patience: int = 3,
         min_improvement: float = 0.01,
         sample_size: int = 1024,
     ):
         self.new_accuracy = new_accuracy
+        self.confirmations = confirmations
         self.tolerance = tolerance
         self.patience = patience
         self.min_improvement = min_improvement
@@ -113,6 +123,7 @@ class AutoRoundStop(Callback):
         """Check the parameters (skorch calls this when the estimator initialises its callbacks)."""
         checks = {
             "new_accuracy": self.new_accuracy is None or _in_range(self.new_accuracy, 0, 1),
+            "confirmations": isinstance(self.confirmations, (int, np.integer)) and self.confirmations >= 1,
             "tolerance": _in_range(self.tolerance, 0, 1),
             "patience": isinstance(self.patience, (int, np.integer)) and self.patience >= 1,
             "min_improvement": _in_range(self.min_improvement, 0, 1),
@@ -126,7 +137,7 @@ class AutoRoundStop(Callback):
     def on_train_begin(self, net: Any, **kwargs: Any) -> None:
         """Measure the model's accuracy on a sample of the history before the round trains."""
         self.start_accuracy_ = math.nan
-        self.best_loss_, self.stalled_epochs_ = math.inf, 0
+        self.best_loss_, self.stalled_epochs_, self.learned_epochs_ = math.inf, 0, 0
         round_ = getattr(net, "round_", None)
         if round_ is None or not round_.auto_epochs or len(net.labelled_history_) == 0:
             return
@@ -141,21 +152,37 @@ class AutoRoundStop(Callback):
             self.best_loss_, self.stalled_epochs_ = round_.epoch_loss, 0
         else:
             self.stalled_epochs_ += 1
-        target = self.new_accuracy
-        if target is None:
-            target = net.train_accuracy_stop if net.train_accuracy_stop is not None else 0.99
+        target = self.target(net)
         kept = (
             math.isnan(self.start_accuracy_)
             or math.isnan(round_.replay_accuracy)
             or round_.replay_accuracy >= self.start_accuracy_ - self.tolerance
         )
-        if round_.new_accuracy >= target and kept:
+        self.learned_epochs_ = self.learned_epochs_ + 1 if round_.new_accuracy >= target and kept else 0
+        if self.learned_epochs_ >= self.confirmations:
             round_.stopped_by = "learned"
         elif self.stalled_epochs_ >= self.patience:
             round_.stopped_by = "plateau"
         else:
             return
         raise KeyboardInterrupt
+
+    def target(self, net: Any) -> float:
+        """Return the training accuracy on the new points that counts as learned in this round.
+
+        Parameters
+        ----------
+        net : ContinualActiveClassifier
+
+        Returns
+        -------
+        float
+        """
+        target = self.new_accuracy
+        if target is None:
+            target = net.train_accuracy_stop if net.train_accuracy_stop is not None else 0.99
+        start = getattr(self, "start_accuracy_", math.nan)
+        return target if math.isnan(start) else min(target, start)
 
     def _history_accuracy(self, net: Any, round_: Any) -> float:
         history = net.labelled_history_

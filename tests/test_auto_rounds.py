@@ -19,7 +19,17 @@ def round_epochs_of(net, index):
 
 def rule_holds(epoch, start_accuracy, target=0.99, tolerance=0.02):
     kept = math.isnan(start_accuracy) or epoch["train_acc_replay"] >= start_accuracy - tolerance
-    return epoch["train_acc_new"] >= target and kept
+    return epoch["train_acc_new"] >= min(target, start_accuracy) and kept
+
+
+def first_confirmed(holds, confirmations=2):
+    """The epoch (1-based) at which the rule has held ``confirmations`` epochs in a row, or None."""
+    streak = 0
+    for epoch, held in enumerate(holds, start=1):
+        streak = streak + 1 if held else 0
+        if streak >= confirmations:
+            return epoch
+    return None
 
 
 @pytest.mark.parametrize("replay", ["er", "der", "sd"])
@@ -35,18 +45,21 @@ def test_auto_stops_exactly_when_its_rule_first_holds(digits, replay):
         assert len(epochs) == record["epochs"] >= 1
         holds = [rule_holds(epoch, start_accuracy) for epoch in epochs]
         if record["stopped_by"] == "learned":
-            assert holds[-1] and not any(holds[:-1])
+            assert first_confirmed(holds) == record["epochs"] >= 2
         else:
-            assert record["stopped_by"] is None and record["epochs"] == 60 and not any(holds)
+            assert record["stopped_by"] is None and record["epochs"] == 60 and first_confirmed(holds) is None
         assert 0 < start_accuracy <= 1
 
 
-def test_already_learned_points_stop_after_one_epoch(digits):
+def test_already_learned_points_stop_as_soon_as_the_rule_is_confirmed(digits):
     X, y = digits
     net = make_net(replay="er", round_epochs="auto", max_epochs=200, train_accuracy_stop=1.0).fit(X[:100], y[:100])
     assert net.rounds_[0]["train_accuracy"] == 1.0
     net.partial_fit(X[:100], y[:100])  # points the model already fits
-    assert net.rounds_[1]["epochs"] == 1 and net.rounds_[1]["stopped_by"] == "learned"
+    assert net.rounds_[1]["epochs"] == 2 and net.rounds_[1]["stopped_by"] == "learned"  # learned, confirmed once
+    net.set_params(callbacks__auto_stop__confirmations=1)
+    net.partial_fit(X[:100], y[:100])
+    assert net.rounds_[2]["epochs"] == 1 and net.rounds_[2]["stopped_by"] == "learned"
 
 
 def test_unlearnable_points_stop_on_the_plateau_or_the_cap(digits):
@@ -114,7 +127,14 @@ def test_auto_rule_parameters_are_skorch_callback_parameters(digits):
 
 @pytest.mark.parametrize(
     "name, value",
-    [("sample_size", 0), ("patience", 0), ("new_accuracy", "x"), ("tolerance", float("nan")), ("min_improvement", 2)],
+    [
+        ("sample_size", 0),
+        ("patience", 0),
+        ("confirmations", 0),
+        ("new_accuracy", "x"),
+        ("tolerance", float("nan")),
+        ("min_improvement", 2),
+    ],
 )
 def test_bad_auto_rule_parameters_are_named_before_training(digits, name, value):
     X, y = digits

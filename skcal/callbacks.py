@@ -79,8 +79,11 @@ class AutoRoundStop(Callback):
       training, in eval mode, and counted in ``samples_forwarded``. (Queried
       points are the model's hardest: demanding 99% on them when the old
       points sit at 93% trains far past the point of learning them.)
-    - **plateau**: the epoch's mean training loss has not improved on the
-      round's best by a relative ``min_improvement`` for ``patience`` epochs.
+    - **plateau**: training accuracy on the new points has not improved on
+      the round's best by ``min_improvement`` (absolute) for ``patience``
+      epochs: more epochs are not teaching the model these points.
+
+    Neither rule stops a round before ``min_epochs`` epochs.
 
     Which rule ended the round is ``stopped_by`` in its ``rounds_`` record
     (``"learned"``, ``"plateau"``, or None when ``max_epochs`` ended it).
@@ -95,10 +98,13 @@ class AutoRoundStop(Callback):
         does not end the round.
     tolerance : float, default=0.02
         How far the replayed points' accuracy may sit below its start value.
-    patience : int, default=3
-        Epochs without a relative ``min_improvement`` of the loss before the round stops.
+    patience : int, default=2
+        Epochs without ``min_improvement`` of the new points' accuracy before the round stops.
     min_improvement : float, default=0.01
-        The relative loss improvement that resets ``patience``.
+        The gain in the new points' training accuracy that resets ``patience``.
+    min_epochs : int, default=3
+        Epochs every round runs at least (a round of one or two epochs leaves
+        a freshly built optimizer's first, largest steps as the last word).
     sample_size : int, default=1024
         History points scored at the round's start.
     """
@@ -108,8 +114,9 @@ class AutoRoundStop(Callback):
         new_accuracy: float | None = None,
         confirmations: int = 2,
         tolerance: float = 0.02,
-        patience: int = 3,
+        patience: int = 2,
         min_improvement: float = 0.01,
+        min_epochs: int = 3,
         sample_size: int = 1024,
     ):
         self.new_accuracy = new_accuracy
@@ -117,6 +124,7 @@ class AutoRoundStop(Callback):
         self.tolerance = tolerance
         self.patience = patience
         self.min_improvement = min_improvement
+        self.min_epochs = min_epochs
         self.sample_size = sample_size
 
     def initialize(self) -> AutoRoundStop:
@@ -127,6 +135,7 @@ class AutoRoundStop(Callback):
             "tolerance": _in_range(self.tolerance, 0, 1),
             "patience": isinstance(self.patience, (int, np.integer)) and self.patience >= 1,
             "min_improvement": _in_range(self.min_improvement, 0, 1),
+            "min_epochs": isinstance(self.min_epochs, (int, np.integer)) and self.min_epochs >= 1,
             "sample_size": isinstance(self.sample_size, (int, np.integer)) and self.sample_size >= 1,
         }
         for name, valid in checks.items():
@@ -137,7 +146,7 @@ class AutoRoundStop(Callback):
     def on_train_begin(self, net: Any, **kwargs: Any) -> None:
         """Measure the model's accuracy on a sample of the history before the round trains."""
         self.start_accuracy_ = math.nan
-        self.best_loss_, self.stalled_epochs_, self.learned_epochs_ = math.inf, 0, 0
+        self.best_new_accuracy_, self.stalled_epochs_, self.learned_epochs_ = -math.inf, 0, 0
         round_ = getattr(net, "round_", None)
         if round_ is None or not round_.auto_epochs or len(net.labelled_history_) == 0:
             return
@@ -148,8 +157,8 @@ class AutoRoundStop(Callback):
         round_ = getattr(net, "round_", None)
         if round_ is None or not round_.auto_epochs or round_.epochs == 0:
             return
-        if round_.epoch_loss < self.best_loss_ * (1 - self.min_improvement):
-            self.best_loss_, self.stalled_epochs_ = round_.epoch_loss, 0
+        if round_.new_accuracy >= self.best_new_accuracy_ + self.min_improvement:
+            self.best_new_accuracy_, self.stalled_epochs_ = round_.new_accuracy, 0
         else:
             self.stalled_epochs_ += 1
         target = self.target(net)
@@ -159,6 +168,8 @@ class AutoRoundStop(Callback):
             or round_.replay_accuracy >= self.start_accuracy_ - self.tolerance
         )
         self.learned_epochs_ = self.learned_epochs_ + 1 if round_.new_accuracy >= target and kept else 0
+        if round_.epochs < self.min_epochs:
+            return
         if self.learned_epochs_ >= self.confirmations:
             round_.stopped_by = "learned"
         elif self.stalled_epochs_ >= self.patience:

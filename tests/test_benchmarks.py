@@ -79,7 +79,7 @@ TOY_RUNS = {
             "--cell-epochs",
             "1",
         ],
-        "densifying is",
+        "the transfer costs",
     ),
 }
 

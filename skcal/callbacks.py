@@ -102,7 +102,7 @@ class AutoRoundStop(Callback):
         Epochs without ``min_improvement`` of the new points' accuracy before the round stops.
     min_improvement : float, default=0.01
         The gain in the new points' training accuracy that resets ``patience``.
-    min_epochs : int, default=3
+    min_epochs : int, default=5
         Epochs every round runs at least (a round of one or two epochs leaves
         a freshly built optimizer's first, largest steps as the last word).
     sample_size : int, default=1024
@@ -116,7 +116,7 @@ class AutoRoundStop(Callback):
         tolerance: float = 0.02,
         patience: int = 2,
         min_improvement: float = 0.01,
-        min_epochs: int = 3,
+        min_epochs: int = 5,
         sample_size: int = 1024,
     ):
         self.new_accuracy = new_accuracy

@@ -22,7 +22,7 @@ def rule_holds(epoch, start_accuracy, target=0.99, tolerance=0.02):
     return epoch["train_acc_new"] >= min(target, start_accuracy) and kept
 
 
-def first_confirmed(holds, confirmations=2, min_epochs=3):
+def first_confirmed(holds, confirmations=2, min_epochs=5):
     """The first epoch (1-based, at least ``min_epochs``) after the rule held ``confirmations`` epochs in a row."""
     streak = 0
     for epoch, held in enumerate(holds, start=1):
@@ -45,7 +45,7 @@ def test_auto_stops_exactly_when_its_rule_first_holds(digits, replay):
         assert len(epochs) == record["epochs"] >= 1
         holds = [rule_holds(epoch, start_accuracy) for epoch in epochs]
         if record["stopped_by"] == "learned":
-            assert first_confirmed(holds) == record["epochs"] >= 3
+            assert first_confirmed(holds) == record["epochs"] >= 5
         else:
             assert record["stopped_by"] is None and record["epochs"] == 60 and first_confirmed(holds) is None
         assert 0 < start_accuracy <= 1
@@ -56,7 +56,7 @@ def test_already_learned_points_stop_as_soon_as_the_rule_is_confirmed(digits):
     net = make_net(replay="er", round_epochs="auto", max_epochs=200, train_accuracy_stop=1.0).fit(X[:100], y[:100])
     assert net.rounds_[0]["train_accuracy"] == 1.0
     net.partial_fit(X[:100], y[:100])  # points the model already fits
-    assert net.rounds_[1]["epochs"] == 3 and net.rounds_[1]["stopped_by"] == "learned"  # min_epochs
+    assert net.rounds_[1]["epochs"] == 5 and net.rounds_[1]["stopped_by"] == "learned"  # min_epochs
     net.set_params(callbacks__auto_stop__confirmations=1, callbacks__auto_stop__min_epochs=1)
     net.partial_fit(X[:100], y[:100])
     assert net.rounds_[2]["epochs"] == 1 and net.rounds_[2]["stopped_by"] == "learned"
@@ -69,7 +69,7 @@ def test_unlearnable_points_stop_on_the_plateau_or_the_cap(digits):
     net = make_net(replay="er", round_epochs="auto", max_epochs=200).fit(X[:200], y[:200])
     net.partial_fit(conflicting_X, conflicting_y)
     record = net.rounds_[1]
-    assert record["stopped_by"] == "plateau" and 3 <= record["epochs"] < 200
+    assert record["stopped_by"] == "plateau" and 5 <= record["epochs"] < 200
     new_accuracies = [epoch["train_acc_new"] for epoch in round_epochs_of(net, 1)]
     assert len(new_accuracies) == record["epochs"] and max(new_accuracies) < 0.75  # half the labels contradict
 

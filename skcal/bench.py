@@ -247,7 +247,8 @@ def _image_data(
         params = dict(
             module=MLP, module__n_features=X.shape[1], module__n_classes=len(labels), module__hidden=(256, 128)
         )
-        params.update(_training(1e-3, torch.optim.Adam, 64, 60, 10, replay_size=128))
+        # MIR and SDS2 need more candidates than the m' = 128 points they replay
+        params.update(_training(1e-3, torch.optim.Adam, 64, 60, 10, replay_size=128, replay__n_candidates=256))
         network = f"MLP {X.shape[1]}-256-128 on flattened pixels"
     else:  # resnet18: the paper's FMNIST settings
         params = dict(module=AugmentedResNet18, module__in_channels=X.shape[1], module__n_classes=len(labels))

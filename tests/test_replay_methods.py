@@ -403,3 +403,11 @@ def test_replay_keeps_a_class_labelled_only_in_one_early_round(digits, replay, k
         assert kept > 0.7, f"{replay} forgot the late class: {learned:.2f} -> {kept:.2f}"
     else:
         assert kept < 0.3, f"finetune should forget: {learned:.2f} -> {kept:.2f}"
+
+
+def test_mir_and_sds2_warn_when_they_have_nothing_to_choose_from(digits):
+    X, y = digits
+    for replay in ("mir", "sds2"):
+        net = make_net(replay=replay, replay_size=32, replay__n_candidates=32).fit(X[:100], y[:100])
+        with pytest.warns(UserWarning, match="replays random points, like ER"):
+            net.partial_fit(X[100:140], y[100:140])

@@ -26,6 +26,7 @@ What a strategy may use of the estimator is written down in :class:`Trainer`.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -436,6 +437,18 @@ class CandidateReplay(ReplayStrategy):
         """Check ``n_candidates``."""
         super().validate()
         check_hyperparameter(self, "n_candidates", Integral, low=1)
+
+    def begin_round(self, net: Trainer, history: LabelledHistory, n_new: int) -> None:
+        """Warn when ``n_candidates`` leaves nothing to choose: the method would replay at random, as ER."""
+        super().begin_round(net, history, n_new)
+        if int(self.n_candidates) <= net.round_.replay_size < len(history):
+            warnings.warn(
+                f"replay__n_candidates={self.n_candidates} is not larger than the replay size "
+                f"{net.round_.replay_size}: {type(self).__name__} replays random points, like ER. "
+                "Raise n_candidates (the paper uses 100-270 for m' up to 128).",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def select_replay(self, net: Trainer, draw: ReplayDraw) -> torch.Tensor:
         """Draw the candidates and return the ``draw.size`` that :meth:`choose` picks."""

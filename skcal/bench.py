@@ -1344,8 +1344,16 @@ class CampaignStore:
         from .replay import LabelledSetTraining
 
         strategy = REPLAY_STRATEGIES.get(method)
-        if strategy is None or not issubclass(strategy, LabelledSetTraining):
+        if strategy is None:
             return self.config
+        if not issubclass(strategy, LabelledSetTraining):  # replay__* the method does not take change nothing
+            own = strategy().get_params()
+            estimator = {
+                key: value
+                for key, value in self.config.get("estimator", {}).items()
+                if not key.startswith("replay__") or key.split("__", 1)[1] in own
+            }
+            return {**self.config, "estimator": estimator}
         ignored = {"round_epochs", "replay_size", "scale_lr"}
         estimator = {
             key: value
@@ -1406,7 +1414,9 @@ class CampaignStore:
             or not isinstance(campaign.get("config"), dict)
         ):
             raise BenchmarkInputError("out", f"{path} is not a campaign file of this skcal version; {advice}.")
-        differences = _differences(campaign["config"], self.config_for(method))
+        # the stored configuration is filtered the way the current one is (a later skcal may filter more)
+        stored = CampaignStore(self.folder, campaign["config"]).config_for(method)
+        differences = _differences(stored, self.config_for(method))
         if differences:
             shown = "; ".join(differences[:4]) + ("; ..." if len(differences) > 4 else "")
             raise BenchmarkInputError(

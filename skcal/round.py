@@ -73,8 +73,6 @@ class Round:
         Training accuracy of the last epoch on the newly labelled points only.
     replay_accuracy : float
         Training accuracy of the last epoch on the replayed points (NaN if none).
-    epoch_loss : float
-        Mean training loss of the last epoch.
     stopped_by : str or None
         What ended the round early: the name of the rule, or None.
     start_accuracy : float
@@ -99,7 +97,6 @@ class Round:
     train_accuracy: float = float("nan")
     new_accuracy: float = float("nan")
     replay_accuracy: float = float("nan")
-    epoch_loss: float = float("nan")
     stopped_by: str | None = None
     start_accuracy: float = float("nan")
     seconds: float = float("nan")
@@ -107,7 +104,6 @@ class Round:
     shuffle_generator: torch.Generator = field(init=False, repr=False)
     _correct: list = field(default_factory=list, repr=False)
     _correct_new: list = field(default_factory=list, repr=False)
-    _losses: list = field(default_factory=list, repr=False)
     _saved_lrs: list = field(default_factory=list, repr=False)
     _started: float = field(default=0.0, repr=False)
 
@@ -154,7 +150,6 @@ class Round:
         correct = outputs.detach().argmax(dim=1) == labels
         self._correct.append(correct)
         self._correct_new.append(correct[:n_new])
-        self._losses.append(value)
         self.samples_forwarded += len(outputs)
         self.samples_backpropagated += len(outputs)
 
@@ -173,8 +168,7 @@ class Round:
         self.new_accuracy = new.float().mean().item()
         n_replayed = len(correct) - len(new)
         self.replay_accuracy = (correct.sum() - new.sum()).item() / n_replayed if n_replayed else float("nan")
-        self.epoch_loss = sum(self._losses) / len(self._losses)
-        self._correct, self._correct_new, self._losses = [], [], []
+        self._correct, self._correct_new = [], []
         return True
 
     # -- learning rate -----------------------------------------------------

@@ -28,7 +28,6 @@ import hashlib
 import io
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +36,7 @@ import numpy as np
 import torch
 from sklearn.exceptions import NotFittedError
 
+from ._io import atomic_write
 from ._version import __version__ as SKCAL_VERSION
 from .history import LabelledHistory
 
@@ -102,19 +102,9 @@ def save_checkpoint(net: ContinualActiveClassifier, directory: str | Path) -> Pa
     directory.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(directory)
     target = directory / FILENAME
-    handle, temporary = tempfile.mkstemp(
-        dir=directory, prefix=f"{_TEMPORARY_PREFIX}{os.getpid()}.", suffix=_TEMPORARY_SUFFIX
-    )
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(header)
-            file.write(payload)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_write(target, prefix=f"{_TEMPORARY_PREFIX}{os.getpid()}.", suffix=_TEMPORARY_SUFFIX) as file:
+        file.write(header)
+        file.write(payload)
     return target
 
 

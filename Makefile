@@ -3,12 +3,14 @@
 
 PYTHON ?= python3
 VENV ?= .venv
+# Label Studio (for `skcal serve`'s integration tests) lives in a virtualenv of its own
+LS_VENV ?= .venv-labelstudio
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --constraint constraints.txt
 
 .PHONY: demo test lint venv clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt scripts/install_data.sh
+$(VENV)/.installed: pyproject.toml constraints.txt scripts/install_data.sh scripts/install_labelstudio.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
 	$(PIP) -e ".[test]"
@@ -16,6 +18,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt scripts/install_data.sh
 	$(PIP) --no-deps "medmnist>=3.0"
 	# Debian's Fashion-MNIST and WordNet (as root with apt), the VADER sentences into the data cache
 	bash scripts/install_data.sh $(VENV)
+	# Label Studio 1.23.2 in $(LS_VENV), its pins apart from the project's (SKCAL_NO_LABEL_STUDIO=1 skips it)
+	bash scripts/install_labelstudio.sh $(LS_VENV) $(PYTHON)
 	touch $@
 
 venv: $(VENV)/.installed
@@ -34,4 +38,4 @@ test: lint
 	SKCAL_REQUIRE_DATA=1 $(PY) -m pytest
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(LS_VENV) build *.egg-info

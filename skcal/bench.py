@@ -35,7 +35,10 @@ seeded by the campaign's seed.
 
 Finished campaigns are stored one file each (:class:`CampaignStore`) as soon
 as they end; a rerun into the same folder loads them instead of training
-again, after checking that they were run with the same settings.
+again, after checking that they were run with the same settings. The
+campaigns still to train run here, one after another, or with
+``scheduler=`` as one task each on a Dask cluster, with the same accuracies
+(:mod:`skcal.campaigns`).
 
 Every input is checked before any training (:func:`check_arguments`,
 :func:`check_device`, :func:`load_benchmark_data`, :func:`plan_benchmark`,
@@ -50,11 +53,10 @@ import dataclasses
 import json
 import math
 import os
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,15 +64,22 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
-from skorch.callbacks import Callback
 
 from . import datasets
 from ._data import n_samples, select_rows
+from .campaigns import (
+    BenchmarkProgress,
+    Campaign,
+    CampaignData,
+    RowSource,
+    _jsonable,
+    campaign_threads,
+    open_runner,
+)
 from .estimator import ContinualActiveClassifier
 from .models import ACTINN, MLP, ResNet18, SmallCNN
 from .query import bald_sampling, batchbald_sampling, entropy_sampling, margin_sampling
 from .replay import REPLAY_STRATEGIES, display_name
-from .simulation import ActiveLearningSimulator
 
 #: Query strategies ``skcal bench --strategy`` takes; BALD and BatchBALD use MC dropout.
 QUERY_STRATEGIES = {
@@ -1232,26 +1241,13 @@ def _remove_empty(folders: list[Path]) -> None:
 CAMPAIGN_FORMAT = 1
 
 
-def _jsonable(value: Any) -> Any:
-    """Return a JSON-ready copy: classes and functions by qualified name, numpy values as Python ones."""
-    if isinstance(value, dict):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (type, Callable)) and hasattr(value, "__qualname__"):
-        return f"{value.__module__}.{value.__qualname__}"
-    if isinstance(value, Path):
-        return str(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
-
-
-def campaign_config(data: BenchmarkData, plan: BenchmarkPlan, device: str = "cpu", strategy: str = "entropy") -> dict:
+def campaign_config(
+    data: BenchmarkData,
+    plan: BenchmarkPlan,
+    device: str = "cpu",
+    strategy: str = "entropy",
+    threads: int | None = None,
+) -> dict:
     """Everything a stored campaign must share with a rerun to be reused: data, sizes, network, training.
 
     Parameters
@@ -1259,6 +1255,10 @@ def campaign_config(data: BenchmarkData, plan: BenchmarkPlan, device: str = "cpu
     data : BenchmarkData
     plan : BenchmarkPlan
     device : str, default="cpu"
+    strategy : str, default="entropy"
+    threads : int, optional
+        Torch CPU threads the campaigns train with
+        (:func:`~skcal.campaigns.campaign_threads`); by default this process's.
 
     Returns
     -------
@@ -1282,7 +1282,7 @@ def campaign_config(data: BenchmarkData, plan: BenchmarkPlan, device: str = "cpu
         "query_strategy": QUERY_STRATEGIES[strategy].__name__,
         "estimator": data.estimator_params,
         "device": device,
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads() if threads is None else threads,
     }
     return json.loads(json.dumps(_jsonable(config)))
 
@@ -1480,122 +1480,39 @@ class CampaignStore:
         return path
 
 
-class BenchmarkProgress:
-    """Progress bars with an ETA: one over all the rounds still to train, one per campaign over its rounds.
+def campaign_data(
+    data: BenchmarkData, plan: BenchmarkPlan, seeds: Sequence[int], progress: bool = False
+) -> CampaignData:
+    """Gather the pools and test sets of the campaigns of ``seeds``: only the rows they use, texts encoded once.
 
     Parameters
     ----------
-    total_rounds : int, optional
-        Rounds of all campaigns this progress will follow (across datasets);
-        None lets each :func:`run_benchmark` call add its own.
-    enabled : bool, default=True
-        False shows nothing.
-    stream : file-like, optional
-        Where the bars go; by default ``sys.stderr``.
+    data : BenchmarkData
+    plan : BenchmarkPlan
+    seeds : sequence of int
+        At least one.
+    progress : bool, default=False
+        Show the encoder's progress (text datasets).
+
+    Returns
+    -------
+    CampaignData
     """
+    splits = {seed: campaign_split(data, seed, plan.pool_size, plan.test_size) for seed in seeds}
+    pool_rows = np.unique(np.concatenate([pool for pool, _ in splits.values()]))
+    test_rows = np.unique(np.concatenate([test for _, test in splits.values()]))
 
-    def __init__(self, total_rounds: int | None = None, enabled: bool = True, stream: Any = None):
-        from tqdm import tqdm
+    def rows_of(X: Any, y: np.ndarray, rows: np.ndarray) -> RowSource:
+        if data.encode is not None:
+            return RowSource(data.encode([X[i] for i in rows], progress), y, rows)
+        if len(rows) == len(y):  # every row: no copy
+            return RowSource(X, y)
+        return RowSource(select_rows(X, rows), y, rows)
 
-        self.enabled = enabled
-        self.stream = sys.stderr if stream is None else stream
-        self.fixed_total = total_rounds is not None
-        self.overall = tqdm(
-            total=total_rounds or 0,
-            desc="all campaigns",
-            unit="round",
-            position=0,
-            disable=not enabled,
-            file=self.stream,
-            dynamic_ncols=True,
-        )
-
-    def expect(self, n_rounds: int) -> None:
-        """Add ``n_rounds`` to the overall total, unless the total was given up front."""
-        if not self.fixed_total:
-            self.overall.total += n_rounds
-            self.overall.refresh()
-
-    @contextmanager
-    def campaign(self, description: str, n_rounds: int) -> Iterator[Callable[[], None]]:
-        """Show one campaign's bar; yield the function that marks a round done."""
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=n_rounds,
-            desc=description,
-            unit="round",
-            position=1,
-            leave=False,
-            disable=not self.enabled,
-            file=self.stream,
-            dynamic_ncols=True,
-        )
-
-        def advance() -> None:
-            bar.update()
-            self.overall.update()
-
-        try:
-            yield advance
-        finally:
-            bar.close()
-
-    def log(self, line: str) -> None:
-        """Print a line above the bars (nothing when disabled)."""
-        if self.enabled:
-            self.overall.write(line, file=self.stream)
-
-    def close(self) -> None:
-        """Close the overall bar."""
-        self.overall.close()
-
-
-class _RoundDone(Callback):
-    """Call ``advance()`` at the end of every round (skorch's ``on_train_end``); drives a progress bar."""
-
-    def __init__(self, advance: Callable[[], None]):
-        self.advance = advance
-
-    def on_train_end(self, net: Any, **kwargs: Any) -> None:
-        self.advance()
-
-
-@dataclass
-class _Encoded:
-    """Features of some rows of a text dataset, encoded once for every campaign of a run."""
-
-    rows: np.ndarray
-    X: Any
-
-    def take(self, wanted: np.ndarray) -> Any:
-        return select_rows(self.X, np.searchsorted(self.rows, wanted))
-
-
-def _encode_rows(data: BenchmarkData, plan: BenchmarkPlan, seeds: Sequence[int], progress: bool) -> tuple:
-    """Encode the texts the campaigns of ``seeds`` use (pool and test rows), once; (pool side, test side)."""
-    if data.encode is None or not seeds:
-        return None, None
-    splits = [campaign_split(data, seed, plan.pool_size, plan.test_size) for seed in seeds]
     if data.X_test is None:
-        rows = np.unique(np.concatenate([np.concatenate(split) for split in splits]))
-        encoded = _Encoded(rows, data.encode([data.X[i] for i in rows], progress))
-        return encoded, encoded
-    pool_rows = np.unique(np.concatenate([pool for pool, _ in splits]))
-    test_rows = np.unique(np.concatenate([test for _, test in splits]))
-    return (
-        _Encoded(pool_rows, data.encode([data.X[i] for i in pool_rows], progress)),
-        _Encoded(test_rows, data.encode([data.X_test[i] for i in test_rows], progress)),
-    )
-
-
-def _campaign_data(data: BenchmarkData, plan: BenchmarkPlan, seed: int, encoded: tuple) -> tuple:
-    """One seed's ``X_pool, y_pool, X_test, y_test``."""
-    pool, test = campaign_split(data, seed, plan.pool_size, plan.test_size)
-    X_source, y_source = (data.X, data.y) if data.X_test is None else (data.X_test, data.y_test)
-    if data.encode is not None:
-        return encoded[0].take(pool), data.y[pool], encoded[1].take(test), np.asarray(y_source)[test]
-    return select_rows(data.X, pool), data.y[pool], select_rows(X_source, test), np.asarray(y_source)[test]
+        source = rows_of(data.X, data.y, np.union1d(pool_rows, test_rows))
+        return CampaignData(source, source, splits)
+    return CampaignData(rows_of(data.X, data.y, pool_rows), rows_of(data.X_test, data.y_test, test_rows), splits)
 
 
 def run_benchmark(
@@ -1612,6 +1529,8 @@ def run_benchmark(
     out: str | Path | None = None,
     resume: bool = True,
     strategy: str = "entropy",
+    scheduler: Any = None,
+    threads: int | None = None,
 ) -> BenchmarkResult:
     """Run the AL campaign for every seed and method, storing each as it finishes, reusing stored ones.
 
@@ -1645,6 +1564,16 @@ def run_benchmark(
         The query strategy (:data:`QUERY_STRATEGIES`); the paper's is
         entropy. BALD and BatchBALD need a network with dropout: MLP-based
         datasets get ``module__dropout=0.2`` for them.
+    scheduler : str or distributed.Client, optional
+        Run each campaign still to train as a task on this Dask cluster
+        (:class:`~skcal.campaigns.DaskCampaignRunner`; an address is
+        connected to, and disconnected after, only if there is one); None
+        trains them here, one after another. The accuracies are the same
+        either way, on the same torch build, CPU kind and ``threads``.
+    threads : int, optional
+        Torch CPU threads per campaign; by default this process's, or 1 on
+        a cluster (:func:`~skcal.campaigns.campaign_threads`). Here, it is
+        set for the whole process.
 
     Returns
     -------
@@ -1656,38 +1585,57 @@ def run_benchmark(
     BenchmarkInputError
         Before any training: bad methods, budgets, sizes, data
         (:func:`plan_benchmark`), device (:func:`check_device`), ``seeds``,
-        or stored campaigns of another configuration (``parameter="out"``).
+        ``threads``, scheduler (:func:`~skcal.campaigns.check_scheduler`), or stored
+        campaigns of another configuration (``parameter="out"``).
+    skcal.campaigns.CampaignFailedError
+        On a cluster, after the other campaigns finished and were stored,
+        if some campaigns raised an exception or were lost too often.
     """
     budgets = sorted(budgets)
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
         raise BenchmarkInputError("seeds", f"seeds must be a positive integer, got {seeds!r}.")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
+        raise BenchmarkInputError("threads", f"threads must be a positive integer, got {threads!r}.")
     check_device(device)
     data = check_strategy(data, strategy)
     plan = plan_benchmark(data, methods, budgets, initial, query, test_size, pool_size)
-    config = campaign_config(data, plan, device, strategy)
+    threads = campaign_threads(threads, on_cluster=scheduler is not None)
+    config = campaign_config(data, plan, device, strategy, threads)
     store = CampaignStore(Path(out) / "campaigns", config) if out is not None else None
     finished = store.finished(methods, seeds) if store is not None and resume else {}
     result = BenchmarkResult(data, list(methods), budgets, budget_rounds=plan.budget_rounds, plan=plan, seeds=seeds)
     pending = [(method, seed) for seed in range(seeds) for method in methods if (method, seed) not in finished]
-    if progress is not None:
-        progress.expect(len(pending) * (plan.n_rounds + 1))
-    encoded = _encode_rows(data, plan, sorted({seed for _, seed in pending}), progress is not None and progress.enabled)
-    warmed = False
+    if pending:
+        campaigns = [
+            Campaign(
+                data.name,
+                method,
+                seed,
+                data.estimator_params,
+                data.classes,
+                QUERY_STRATEGIES[strategy],
+                plan.initial_count,
+                plan.query_count,
+                plan.n_rounds,
+                device,
+                keep_entropy=seed == 0,
+            )
+            for method, seed in pending
+        ]
+        with open_runner(scheduler, threads) as runner:
+            if progress is not None:
+                progress.expect(len(pending) * (plan.n_rounds + 1))
+            seeds_to_run = sorted({seed for _, seed in pending})
+            inputs = campaign_data(data, plan, seeds_to_run, progress=bool(progress and progress.enabled))
+            with closing(runner.run(campaigns, inputs, progress)) as trained:
+                for campaign in trained:
+                    if store is not None:
+                        store.save(campaign)
+                    finished[(campaign["method"], campaign["seed"])] = campaign
     for seed in range(seeds):
-        split = None
         for method in methods:
-            campaign = finished.get((method, seed))
-            if campaign is None:
-                split = split if split is not None else _campaign_data(data, plan, seed, encoded)
-                if not warmed:
-                    _warm_up(data.estimator_params, split[0], split[1], data.classes, device)
-                    warmed = True
-                campaign = _run_campaign(data, plan, method, seed, split, device, progress, strategy)
-                if store is not None:
-                    store.save(campaign)
-                result.campaigns_run.append((method, seed))
-            else:
-                result.campaigns_loaded.append((method, seed))
+            campaign = finished[(method, seed)]
+            (result.campaigns_run if (method, seed) in pending else result.campaigns_loaded).append((method, seed))
             for record in campaign["records"]:
                 result.rounds.append({"dataset": data.name, "seed": seed, "method": method, **record})
             if seed == 0 and campaign.get("final_entropy") is not None:
@@ -1728,65 +1676,6 @@ def check_strategy(data: BenchmarkData, strategy: str) -> BenchmarkData:
         )
     params = {**data.estimator_params, "module__dropout": data.estimator_params.get("module__dropout", 0.2)}
     return dataclasses.replace(data, estimator_params=params)
-
-
-def _run_campaign(
-    data: BenchmarkData,
-    plan: BenchmarkPlan,
-    method: str,
-    seed: int,
-    split: tuple,
-    device: str,
-    progress: BenchmarkProgress | None,
-    strategy: str = "entropy",
-) -> dict:
-    """Train one method's campaign for one seed; return it as :class:`CampaignStore` stores it."""
-    X_pool, y_pool, X_test, y_test = split
-    description = f"{data.name} {display_name(method)} seed {seed}"
-    bar = progress.campaign(description, plan.n_rounds + 1) if progress is not None else nullcontext(None)
-    started = time.perf_counter()
-    with bar as advance:
-        params = dict(data.estimator_params, classes=data.classes)
-        if advance is not None:
-            params["callbacks"] = [("bench_progress", _RoundDone(advance))]
-        estimator = ContinualActiveClassifier(**params, replay=method, device=device, random_state=seed)
-        simulator = ActiveLearningSimulator(
-            estimator,
-            QUERY_STRATEGIES[strategy],
-            initial_size=plan.initial_count,
-            query_size=plan.query_count,
-            n_rounds=plan.n_rounds,
-            random_state=seed,
-            track_forgetting=True,
-        ).fit(X_pool, y_pool, eval_set=(X_test, y_test))
-    entropy = None
-    if seed == 0:
-        probabilities = simulator.predict_proba(X_test)
-        entropy = -(probabilities * np.log(probabilities + 1e-12)).sum(axis=1)
-    records = _jsonable(simulator.records_)
-    if progress is not None:
-        last = records[-1]
-        progress.log(
-            f"{description}: accuracy {100 * last['accuracy']:.1f}% at {last['labelled_fraction']:.0%} labelled, "
-            f"{last['cumulative_train_seconds']:.1f} s training ({time.perf_counter() - started:.1f} s in all)"
-        )
-    return {
-        "dataset": data.name,
-        "method": method,
-        "seed": seed,
-        "records": records,
-        "final_entropy": None if entropy is None else entropy.tolist(),
-        "written": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-
-
-def _warm_up(params: dict, X: Any, y: np.ndarray, classes: np.ndarray, device: str) -> None:
-    """Train briefly once so that the first timed round is not charged for torch's start-up."""
-    rows = np.arange(min(64, len(y)))
-    params = {**params, "max_epochs": 2, "train_accuracy_stop": None}
-    net = ContinualActiveClassifier(**params, replay="er", device=device, random_state=0)
-    net.partial_fit(select_rows(X, rows), y[rows], classes=classes)
-    net.partial_fit(select_rows(X, rows), y[rows])
 
 
 def at_budget(result: BenchmarkResult, budget: float) -> list:

@@ -216,13 +216,18 @@ def _checked(state: Any) -> dict:
     )
     _require(bool(torch.isfinite(logits.float()).all()), "stored logits are not finite in float32")
     _require(rounds.dtype == torch.int64 and tuple(rounds.shape) == (n,), "round ids do not match the labels")
-    _require(int(rounds[0]) == 0 and bool((rounds.diff() >= 0).all()), "round ids are not in order from 0")
+    _require(int(rounds[0]) >= 0 and bool((rounds.diff() >= 0).all()), "round ids are not in order from 0")
     records = state["rounds"]
-    _require(isinstance(records, list) and len(records) == int(rounds[-1]) + 1, "'rounds' does not match the history")
+    _require(isinstance(records, list) and len(records) > int(rounds[-1]), "'rounds' does not match the history")
     for position, record in enumerate(records):
         _require(isinstance(record, dict) and all(key in record for key in _ROUND_KEYS), f"round {position} malformed")
         _require(record["round"] == position, f"round record {position} has id {record['round']}")
-        _require(int((rounds == position).sum()) == record["n_new"], f"round {position}'s n_new does not match")
+        # points withdrawn later (ContinualActiveClassifier.forget) are counted in n_forgotten
+        forgotten = record.get("n_forgotten", 0)
+        _require(isinstance(forgotten, int) and 0 <= forgotten <= record["n_new"], f"round {position}'s n_forgotten")
+        _require(
+            int((rounds == position).sum()) == record["n_new"] - forgotten, f"round {position}'s n_new does not match"
+        )
     _check_features(history, n)
     retained = history.get("retained")
     if retained is not None:

@@ -8,6 +8,8 @@ writing before the first model trains, so results are never lost to a bad
 same command run again loads the finished ones and trains only the rest
 (stored campaigns of other settings are an ``--out`` error unless
 ``--no-resume``). Progress bars with ETAs go to stderr unless ``--quiet``.
+With ``--scheduler ADDRESS`` each campaign runs as a task on that Dask
+cluster (:mod:`skcal.campaigns`), with the accuracies of a local run.
 """
 
 from __future__ import annotations
@@ -187,7 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--max-epochs", type=_positive_int, help="epoch cap of seed/AL rounds (default: the dataset's)")
     bench.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N, mps or xpu")
-    bench.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    bench.add_argument(
+        "--threads", type=_positive_int, help="torch CPU threads (per campaign; on a cluster, default 1)"
+    )
+    bench.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        type=_non_empty,
+        help="run each campaign as a task on the dask.distributed cluster of this scheduler (tcp://host:8786); "
+        "needs skcal[dask]",
+    )
     bench.add_argument(
         "--quick",
         action="store_true",
@@ -196,7 +207,168 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true", help="no progress bars")
     parser.bench_parser = bench
+    parser.serve_parser = _add_serve_parser(commands)
     return parser
+
+
+def _basic_auth(text: str) -> tuple[str, str]:
+    """Parse ``USER:PASSWORD`` (both non-empty)."""
+    user, colon, password = text.partition(":")
+    if not colon or not user or not password:
+        raise argparse.ArgumentTypeError("expected USER:PASSWORD, both non-empty")
+    return user, password
+
+
+def _port(text: str) -> int:
+    """Parse a TCP port, 1 to 65535."""
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is at most 65535, got {value}")
+    return value
+
+
+def _add_serve_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``skcal serve``, the Label Studio ML backend (docs/labelstudio.md)."""
+    import os
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve a CAL model as a Label Studio ML backend",
+        description="Speak Label Studio's ML-backend protocol (/health, /setup, /predict, /webhook): predict "
+        "with a score for uncertainty sampling, and run a CAL round every --train-every new annotations, "
+        "checkpointed in --state-dir. See docs/labelstudio.md.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=9090, help="port (default 9090)")
+    serve.add_argument(
+        "--state-dir",
+        type=_non_empty,
+        default="skcal-serve-state",
+        help="folder of the journal of annotations and the checkpointed campaign; a restart on it resumes "
+        "(default ./skcal-serve-state)",
+    )
+    serve.add_argument(
+        "--factory",
+        type=_non_empty,
+        default="auto",
+        help="the model: auto (text for <Text>, image for <Image>), text (all-MiniLM-L6-v2 + MLP), image "
+        "(small CNN), image-resnet18, or package.module:function returning a Pipeline ending in a "
+        "ContinualActiveClassifier",
+    )
+    serve.add_argument(
+        "--train-every", type=_positive_int, default=10, help="new labels per CAL round (default 10; first = seed)"
+    )
+    serve.add_argument(
+        "--uncertainty",
+        choices=("confidence", "margin", "entropy"),
+        default="confidence",
+        help="prediction score: confidence (max probability) or margin, sort ascending for uncertainty sampling; "
+        "entropy (normalised), sort descending (default confidence)",
+    )
+    serve.add_argument("--control", type=_non_empty, help="the <Choices> control to answer (default: the first)")
+    serve.add_argument(
+        "--basic-auth",
+        type=_basic_auth,
+        metavar="USER:PASSWORD",
+        help="require HTTP basic auth, as Label Studio sends it (default $SKCAL_SERVE_BASIC_AUTH)",
+    )
+    serve.add_argument(
+        "--token",
+        type=_non_empty,
+        default=os.environ.get("SKCAL_SERVE_TOKEN") or None,
+        help="accept 'Authorization: Bearer TOKEN' (or 'Token TOKEN') as credentials (default $SKCAL_SERVE_TOKEN)",
+    )
+    serve.add_argument(
+        "--label-studio-url",
+        type=_non_empty,
+        default=os.environ.get("LABEL_STUDIO_URL") or None,
+        help="Label Studio's address, to fetch images stored there and refresh predictions after each round "
+        "(default $LABEL_STUDIO_URL)",
+    )
+    serve.add_argument(
+        "--label-studio-token",
+        type=_non_empty,
+        default=os.environ.get("LABEL_STUDIO_API_KEY") or None,
+        help="a Label Studio personal access token (or legacy token) (default $LABEL_STUDIO_API_KEY)",
+    )
+    serve.add_argument(
+        "--no-refresh",
+        dest="refresh",
+        action="store_false",
+        help="do not ask Label Studio to retrieve predictions after each round",
+    )
+    serve.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    serve.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default="info", help="default info"
+    )
+    return serve
+
+
+def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run ``skcal serve`` until interrupted.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by :func:`build_parser`'s ``serve`` parser.
+    parser : argparse.ArgumentParser
+        Reports a bad factory, state folder or Label Studio URL (exit status 2).
+
+    Returns
+    -------
+    int
+        0 after a clean shutdown.
+    """
+    import logging
+    import os
+
+    import torch
+
+    try:
+        from .serve import Credentials, make_backend
+        from .serve import serve as run_server
+        from .serve.campaign import CampaignStateError
+        from .serve.factories import resolve_factory
+        from .serve.labelconfig import LabellingConfigError
+        from .serve.labelstudio import LabelStudioClient
+    except ImportError as error:
+        parser.error(f"skcal serve needs the serve extra (pip install 'skcal[serve]'): {error}")
+    if args.basic_auth is None and os.environ.get("SKCAL_SERVE_BASIC_AUTH"):
+        try:
+            args.basic_auth = _basic_auth(os.environ["SKCAL_SERVE_BASIC_AUTH"])
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"$SKCAL_SERVE_BASIC_AUTH: {error}")
+    user, password = args.basic_auth if args.basic_auth is not None else (None, None)
+    credentials = Credentials(user, password, args.token)
+    try:
+        factory = resolve_factory(args.factory)
+    except ValueError as error:
+        parser.error(f"argument --factory: {error}")
+    if args.label_studio_url:
+        try:
+            LabelStudioClient(args.label_studio_url)
+        except ValueError as error:
+            parser.error(f"argument --label-studio-url: {error}")
+        if args.refresh and not args.label_studio_token:
+            parser.error("argument --label-studio-token: needed with --label-studio-url (or pass --no-refresh)")
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        backend = make_backend(
+            args.state_dir,
+            factory=factory,
+            train_every=args.train_every,
+            uncertainty=args.uncertainty,
+            control=args.control,
+            label_studio_url=args.label_studio_url,
+            label_studio_token=args.label_studio_token,
+            refresh_predictions=args.refresh,
+        )
+    except (CampaignStateError, LabellingConfigError, OSError) as error:
+        parser.error(f"argument --state-dir: {error}")
+    run_server(backend, args.host, args.port, credentials, args.log_level)
+    return 0
 
 
 def _argument_error(parser: argparse.ArgumentParser, error: Exception) -> NoReturn:
@@ -272,17 +444,20 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: Seque
         summarize,
         write_results,
     )
+    from .campaigns import campaign_threads, check_scheduler
 
     methods = args.methods
     budgets = args.budgets if args.budgets is not None else list(QUICK_BUDGETS if args.quick else DEFAULT_BUDGETS)
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
     _check_dataset_options(args, parser)
+    client = None
     try:
         check_arguments(methods, budgets, args.initial, args.query)
         check_device(args.device)
         for name in args.dataset:
             check_model(name, args.model)
         prepare_output(args.out, keep=False)  # fail on a bad --out now, not after the training
+        client = check_scheduler(args.scheduler) if args.scheduler is not None else None  # before loading data
         data_sets = [
             load_benchmark_data(
                 name,
@@ -305,19 +480,22 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: Seque
         folders = [Path(args.out) / data.name for data in data_sets]
         if len(set(folders)) < len(folders):
             prepare_output(args.out, [data.name for data in data_sets], keep=False)  # names the clash
-        if args.threads is not None:
+        if args.threads is not None and client is None:
             torch.set_num_threads(args.threads)  # before the stored campaigns' settings are compared
+        threads = campaign_threads(args.threads, on_cluster=client is not None)
         finished = [
             {}
             if args.no_resume
             else CampaignStore(
                 folder / "campaigns",
-                campaign_config(check_strategy(data, args.strategy), plan, args.device, args.strategy),
+                campaign_config(check_strategy(data, args.strategy), plan, args.device, args.strategy, threads),
             ).finished(methods, seeds)
             for data, plan, folder in zip(data_sets, plans, folders, strict=True)
         ]
         folders = prepare_output(args.out, [data.name for data in data_sets])
     except BenchmarkInputError as error:
+        if client is not None:
+            client.close()
         _argument_error(parser, error)
     command = "skcal " + " ".join(shlex.quote(arg) for arg in argv)
     total = sum(
@@ -347,6 +525,8 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: Seque
                 out=folder,
                 resume=not args.no_resume,
                 strategy=args.strategy,
+                scheduler=client,
+                threads=threads,
             )
             paths = write_results(result, folder, command=command)
             progress.log(
@@ -358,6 +538,8 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: Seque
             tqdm.write(f"wrote {', '.join(str(path) for path in paths.values())}", file=sys.stdout)
     finally:
         progress.close()
+        if client is not None:
+            client.close()
     return 0
 
 
@@ -377,4 +559,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve(args, parser.serve_parser)
     return bench(args, parser.bench_parser, argv)

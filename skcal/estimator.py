@@ -7,13 +7,19 @@ round itself is a :class:`~skcal.round.Round`; how it trains is the
 strategy's business (:mod:`skcal.replay`); stopping rules are callbacks
 (:mod:`skcal.callbacks`). A round that fails in any way is undone whole with
 an :class:`~skcal.snapshot.EstimatorSnapshot`.
+
+Combined with skorch's ``AccelerateMixin`` (``class Net(AccelerateMixin,
+ContinualActiveClassifier)``, or :class:`skcal.accelerate.AcceleratedContinualActiveClassifier`)
+the rounds run data-parallel under Hugging Face Accelerate; the estimator
+then asks :mod:`skcal.accelerate` for the accelerator-specific steps, and
+never imports it otherwise.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -40,7 +46,7 @@ from .embedding import last_linear_layer
 from .history import LabelledHistory
 from .network import check_optimizer_state, check_state_dict, reset_parameters, sizes_from_data, widened_output
 from .replay import ReplayStrategy, SeedRound, make_strategy
-from .round import Round, RoundStopped
+from .round import Processes, Round, RoundStopped, SingleProcess
 from .snapshot import EstimatorSnapshot
 
 # Parameters this class adds to skorch's; set_params handles them itself
@@ -59,6 +65,11 @@ _OWN_PARAMS = frozenset(
         "history_device",
     }
 )
+
+
+# Round events after which the processes of a data-parallel round check in with each other.
+_AGREED_EVENTS = frozenset({"on_train_begin", "on_epoch_begin", "on_epoch_end", "on_train_end"})
+_SINGLE_PROCESS = SingleProcess()
 
 
 def _accuracy_on_encoded(net: ContinualActiveClassifier, X: Any, y: Any) -> float:
@@ -80,6 +91,8 @@ class ContinualActiveClassifier(NeuralNetClassifier):
     Everything skorch offers keeps working: ``module__*``, ``optimizer__*``,
     ``criterion__*``, callbacks, ``device``, ``history`` and ``predict_proba``.
     The module must return logits (unnormalised scores), one per class.
+    skorch's ``AccelerateMixin`` composes with it for data-parallel rounds
+    and mixed precision: see :mod:`skcal.accelerate`.
 
     Parameters
     ----------
@@ -184,6 +197,35 @@ class ContinualActiveClassifier(NeuralNetClassifier):
     prefixes_ = NeuralNetClassifier.prefixes_ + ["replay"]
     #: The round being trained; None between rounds.
     round_: Round | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Keep this class's training step in subclasses that put skorch's ``AccelerateMixin`` first.
+
+        ``AccelerateMixin.train_step_single`` is a plain supervised step that
+        does not call ``super()``, so ``class Net(AccelerateMixin,
+        ContinualActiveClassifier)`` would train every round, replay rounds
+        included, without replay; the step here routes autocast and backward
+        through the accelerator itself (:meth:`autocast`, :meth:`backward`).
+        The mixin's ``_initialize_accelerator`` is replaced too: it hands a
+        criterion without parameters to the accelerator, which wraps it in
+        ``DistributedDataParallel`` and fails on several CPU processes.
+        A subclass that defines these methods itself keeps its own.
+        """
+        super().__init_subclass__(**kwargs)
+        for name in ("train_step_single", "_initialize_accelerator"):
+            owner = next((klass for klass in cls.__mro__ if name in vars(klass)), None)
+            if owner is not None and owner.__module__ == "skorch.hf":
+                setattr(cls, name, vars(ContinualActiveClassifier)[name])
+
+    def _initialize_accelerator(self) -> ContinualActiveClassifier:
+        """Prepare the components with the accelerator (with skorch's ``AccelerateMixin`` only).
+
+        See :func:`skcal.accelerate.prepare_components`.
+        """
+        from .accelerate import prepare_components
+
+        prepare_components(self)
+        return self
 
     def __init__(
         self,
@@ -330,7 +372,8 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             if training and kwargs.get("shuffle") and self.round_ is not None:
                 kwargs.setdefault("generator", self.round_.shuffle_generator)
             if is_batched_dataset(dataset):
-                if set(kwargs) <= BatchIterator.accepted:
+                # an accelerator shards DataLoaders only: it would give every process every batch of a BatchIterator
+                if set(kwargs) <= BatchIterator.accepted and self._accelerator() is None:
                     return BatchIterator(dataset, **kwargs)
                 kwargs.setdefault("collate_fn", collate_batch)
             # A DataLoader without a generator draws its base seed from torch's
@@ -365,10 +408,21 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         Outside a round (plain skorch use) this is skorch's own step.
         """
         if self.round_ is None:
-            return super().train_step_single(batch, **fit_params)
+            loss, y_pred, _ = self._supervised_loss(batch, **fit_params)
+            self.backward(loss)
+            return {"loss": loss, "y_pred": y_pred}
         if not self.module_.training:
             self._set_training(True)
         return self.round_.strategy.train_step(self, batch, **fit_params)
+
+    def _supervised_loss(self, batch: Any, **fit_params: Any) -> tuple:
+        """Run skorch's forward pass and loss on ``batch`` (under :meth:`autocast`); return ``(loss, y_pred, y)``."""
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        with self.autocast():
+            y_pred = self.infer(Xi, **fit_params)
+            loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        return loss, y_pred, yi
 
     def supervised_step(self, batch: Any, **fit_params: Any) -> dict:
         """Skorch's own training step on ``batch``, counted in the round.
@@ -387,24 +441,103 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         dict
             ``loss`` and ``y_pred``.
         """
-        step = super().train_step_single(batch, **fit_params)
-        labels = unpack_data(batch)[1].to(step["y_pred"].device)
-        self.round_.count_step(step["loss"], step["y_pred"], labels, n_new=len(labels))
-        return step
+        loss, y_pred, y = self._supervised_loss(batch, **fit_params)
+        labels = y.to(y_pred.device)
+        self.round_.count_step(loss, y_pred, labels, n_new=len(labels))
+        self.backward(loss)
+        return {"loss": loss, "y_pred": y_pred}
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Backpropagate a training step's loss: ``loss.backward()``, or the accelerator's.
+
+        Under an accelerator (skorch's ``AccelerateMixin``), every process of
+        the round first confirms it reached this step without failing
+        (:meth:`Round.checkpoint`), then ``accelerator.backward`` scales the
+        loss for mixed precision and gradient accumulation while the
+        distributed wrapper averages the gradients over the processes.
+
+        Parameters
+        ----------
+        loss : torch.Tensor
+            The step's scalar loss.
+        """
+        accelerator = self._accelerator()
+        if accelerator is None:
+            loss.backward()
+            return
+        if self.round_ is not None:
+            self.round_.checkpoint()
+        accelerator.backward(loss)
+
+    def autocast(self) -> AbstractContextManager:
+        """Return the context a training step's forward pass and loss run in.
+
+        Mixed precision under an accelerator (``accelerator.autocast()``,
+        per its ``mixed_precision``); nothing otherwise.
+
+        Returns
+        -------
+        context manager
+        """
+        accelerator = self._accelerator()
+        return nullcontext() if accelerator is None else accelerator.autocast()
+
+    def unwrapped_module(self) -> torch.nn.Module:
+        """Return the network without the wrappers an accelerator adds (distributed, mixed precision).
+
+        For computations that must stay on this process and out of the
+        gradient synchronisation, such as MIR's virtual step; the same
+        parameters as ``module_``.
+
+        Returns
+        -------
+        torch.nn.Module
+        """
+        accelerator = self._accelerator()
+        return self.module_ if accelerator is None else accelerator.unwrap_model(self.module_)
+
+    def processes(self) -> Processes:
+        """Return the processes that train this estimator's rounds together.
+
+        Returns
+        -------
+        Processes
+            :class:`~skcal.round.SingleProcess`, or with an accelerator
+            :class:`skcal.accelerate.AcceleratorProcesses` over its processes.
+        """
+        if self._accelerator() is None:
+            return _SINGLE_PROCESS
+        from .accelerate import AcceleratorProcesses
+
+        return AcceleratorProcesses(self.accelerator)
+
+    def _accelerator(self) -> Any:
+        """Return the accelerator of skorch's ``AccelerateMixin``, or None."""
+        return self.__dict__.get("accelerator")
 
     def notify(self, method_name: str, **cb_kwargs: Any) -> None:
         """Call the callbacks; a ``KeyboardInterrupt`` from ``on_epoch_end`` ends the round.
 
         That is skorch's convention for a callback that stops training (its
         ``EarlyStopping`` does it); an interrupt anywhere else fails the round.
+        When several processes train the round, they check in with each
+        other after ``on_train_begin``, ``on_epoch_begin``, ``on_epoch_end``
+        and ``on_train_end``: a round one of them stops ends on all, and one
+        that failed on one of them fails on all (:meth:`Round.checkpoint`).
         """
+        round_ = self.round_
+        stop = False
         try:
             super().notify(method_name, **cb_kwargs)
         except KeyboardInterrupt:
-            if self.round_ is not None and method_name == "on_epoch_end":
-                self.round_.stopped_by = self.round_.stopped_by or "callback"
-                raise RoundStopped from None
-            raise
+            if round_ is None or method_name != "on_epoch_end":
+                raise
+            round_.stopped_by = round_.stopped_by or "callback"
+            stop = True
+        if round_ is not None and method_name in _AGREED_EVENTS:
+            stop = round_.agree_to_stop(stop)
+        if stop:
+            raise RoundStopped
 
     def on_epoch_end(self, net: Any, dataset_train: Any = None, dataset_valid: Any = None, **kwargs: Any) -> None:
         """Record the epoch's training accuracy in skorch's history: all, new and replayed points."""
@@ -583,10 +716,21 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         -------
         Path
             The checkpoint file.
+
+        Notes
+        -----
+        Under an accelerator every process must call it; the main process
+        writes the file (the unwrapped module's weights) and the others wait
+        for it, so :meth:`load_checkpoint` on every process finds it when the
+        directory is shared.
         """
         from .checkpoint import save_checkpoint
 
-        return save_checkpoint(self, directory)
+        if self._accelerator() is None:
+            return save_checkpoint(self, directory)
+        from .accelerate import on_main_process
+
+        return on_main_process(self.processes(), lambda: save_checkpoint(self, directory), what="save_checkpoint")
 
     def load_checkpoint(self, directory: Any) -> ContinualActiveClassifier:
         """Restore a campaign saved by :meth:`save_checkpoint`; nothing changes if it fails.
@@ -614,7 +758,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             (the generator's state) and ``training_log`` (skorch's history).
         """
         return {
-            "module": {key: value.cpu() for key, value in self.module_.state_dict().items()},
+            "module": {key: value.cpu() for key, value in self.unwrapped_module().state_dict().items()},
             "optimizer": self.optimizer_.state_dict(),
             "history": self.labelled_history_.state(),
             "rounds": [dict(record) for record in self.rounds_],
@@ -665,8 +809,9 @@ class ContinualActiveClassifier(NeuralNetClassifier):
                 with torch.random.fork_rng(devices=[]):  # weights about to be replaced: leave the user's RNG alone
                     self.initialize()
             self._widen_output_to_classes()
-            check_state_dict(self.module_, state["module"])
-            self.module_.load_state_dict(state["module"])
+            module = self.unwrapped_module()
+            check_state_dict(module, state["module"])
+            module.load_state_dict(state["module"])
             self.initialize_optimizer()
             check_optimizer_state(self.optimizer_, state["optimizer"])
             self.optimizer_.load_state_dict(state["optimizer"])
@@ -720,19 +865,35 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             if names is not None:
                 self.feature_names_in_ = names
             seed = None if self.random_state is None else check_random_state(self.random_state).randint(2**31 - 1)
+            if self._accelerator() is not None:  # every process of a campaign draws alike
+                from .accelerate import shared_seed
+
+                seed = shared_seed(self.processes(), seed)
             self.rng_ = np.random.default_rng(seed)
             self.labelled_history_ = LabelledHistory(self._history_device())
             self.rounds_ = []
             self._train_round(SeedRound(reinitialize=reinitialize), data, encoded, **fit_params)
 
     def _training_device(self) -> torch.device:
+        accelerator = self._accelerator()
+        if self.device is None and accelerator is not None:
+            device = torch.device(accelerator.device)
+            return torch.device("cpu") if device.type == "cpu" else device
         return torch.device("cpu" if self.device is None else self.device)
 
     def _history_device(self) -> torch.device:
         return self._training_device() if self.history_device is None else torch.device(self.history_device)
 
     def _train_round(self, strategy: ReplayStrategy, X: Any, y: torch.Tensor, **fit_params: Any) -> None:
-        """Train one round with ``strategy``, then commit the new points and the round's record."""
+        """Train one round with ``strategy``, then commit the new points and the round's record.
+
+        With an accelerator the processes train the round together: each
+        takes its share of every batch, the module, criterion and the
+        optimizer the strategy (re)builds are prepared by the accelerator,
+        and the new points' logits and the round's counts are gathered, so
+        that every process commits the same history and record. A failure
+        on one process fails the round on all (:meth:`Round.checkpoint`).
+        """
         history, device = self.labelled_history_, self._training_device()
         if history.device != self._history_device():
             history.to(self._history_device(), pin=device.type == "cuda")
@@ -741,35 +902,49 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         X_train, y_train = strategy.training_data(history)
         batch_size = self.training_batch_size()
         batch_size = len(y_train) if batch_size == -1 else batch_size
+        processes = self.processes()
         round_ = Round(
             index=len(self.rounds_),
             strategy=strategy,
             n_new=n_rows(X),
             n_history=n_history,
-            batch_size=batch_size,
-            replay_size=batch_size if self.replay_size is None else int(self.replay_size),
+            batch_size=processes.local_size(batch_size),
+            replay_size=processes.local_size(batch_size if self.replay_size is None else int(self.replay_size)),
             seed=int(self.rng_.integers(2**62)),
             stop_accuracy=strategy.stop_accuracy(self),
             auto_epochs=strategy.stops_automatically(self),
+            device=device,
+            processes=processes,
         )
-        with self._in_round(round_):
-            round_.start_clock()
-            strategy.prepare_model(self)
-            self._check_criterion()
-            round_.scale_learning_rate(self.optimizer_, strategy.learning_rate_factor(self))
-            try:
-                strategy.begin_round(self, history, round_.n_new)
-                self.notify("on_train_begin", X=X_train, y=y_train)
+        accelerated = self._accelerator() is not None
+        try:
+            with self._in_round(round_):
+                round_.start_clock()
+                if accelerated:
+                    from .accelerate import prepare_round, release_round
+
+                    release_round(self)  # strategies rebuild and reset the bare module and optimizer
+                strategy.prepare_model(self)
+                if accelerated:
+                    round_.checkpoint()
+                    prepare_round(self)
+                self._check_criterion()
+                round_.scale_learning_rate(self.optimizer_, strategy.learning_rate_factor(self))
                 try:
-                    self.fit_loop(X_train, y_train, epochs=strategy.n_epochs(self), **fit_params)
-                except RoundStopped:
-                    pass
-                self.notify("on_train_end", X=X_train, y=y_train)
-                logits = self._logits(history.staged_X, device=history.device, **fit_params)
-                round_.count(forwarded=round_.n_new)
-                round_.stop_clock(device)
-            finally:
-                round_.restore_learning_rate(self.optimizer_)
+                    strategy.begin_round(self, history, round_.n_new)
+                    self.notify("on_train_begin", X=X_train, y=y_train)
+                    try:
+                        self.fit_loop(X_train, y_train, epochs=strategy.n_epochs(self), **fit_params)
+                    except RoundStopped:
+                        pass
+                    self.notify("on_train_end", X=X_train, y=y_train)
+                    logits = self._logits(history.staged_X, device=history.device, **fit_params)
+                    round_.finish(device)
+                finally:
+                    round_.restore_learning_rate(self.optimizer_)
+        except BaseException as error:
+            round_.report_failure(error)
+            raise
         history.commit(logits, round_.index)
         strategy.update_memory(history, round_.rng)
         self.rounds_.append(round_.record())
@@ -792,12 +967,23 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         """Compute module outputs for ``X`` in eval mode, batched like prediction.
 
         The same as skorch's ``forward`` without its per-batch checks, which
-        cost more than the forward pass of a small model.
+        cost more than the forward pass of a small model. Under an
+        accelerator each process computes its share of the batches and
+        every process gets all the outputs, in order. During a round the
+        samples are counted as forwarded.
         """
         self._set_training(False)
+        accelerator, round_ = self._accelerator(), self.round_
+        outputs = []
         with torch.no_grad():
-            batches = self.get_iterator(self.get_dataset(X), training=False)
-            return torch.cat([self.infer(Xb, **fit_params).to(device) for Xb, _ in batches])
+            for Xb, _ in self.get_iterator(self.get_dataset(X), training=False):
+                output = self.infer(Xb, **fit_params)
+                if round_ is not None:
+                    round_.count(forwarded=len(output))
+                if accelerator is not None:
+                    output = accelerator.gather_for_metrics(output)
+                outputs.append(output.to(device))
+        return torch.cat(outputs)
 
     def _check_criterion(self) -> None:
         if isinstance(self.criterion_, torch.nn.NLLLoss):
@@ -809,9 +995,9 @@ class ContinualActiveClassifier(NeuralNetClassifier):
     # -- labels first seen in a later round (grow_output) ------------------
     def _widen_output_to_classes(self) -> None:
         """With ``grow_output``, give a module built for fewer classes one output per class in ``classes_``."""
-        layer = last_linear_layer(self.module_)
+        layer = last_linear_layer(self.unwrapped_module())
         if self.grow_output and layer is not None and layer.out_features < len(self.fitted_classes_):
-            self.module_ = widened_output(self.module_, len(self.fitted_classes_) - layer.out_features)
+            self.module_ = widened_output(self.unwrapped_module(), len(self.fitted_classes_) - layer.out_features)
 
     def _unseen_labels(self, labels: np.ndarray) -> np.ndarray:
         known = set(self.classes_.tolist())
@@ -819,7 +1005,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
 
     def _grow_output_layer(self, new_labels: np.ndarray) -> None:
         """Add one output unit per new label to the module's last Linear layer."""
-        layer = last_linear_layer(self.module_)
+        layer = last_linear_layer(self.unwrapped_module())
         if layer is None or layer.out_features != len(self.classes_):
             raise ValueError(
                 f"grow_output needs the module's last torch.nn.Linear layer to emit one logit per class "
@@ -829,7 +1015,98 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         with torch.random.fork_rng(devices=[], enabled=self.random_state is not None):
             if self.random_state is not None:
                 torch.manual_seed(seed)
-            self.module_ = widened_output(self.module_, len(new_labels))
+            self.module_ = widened_output(self.unwrapped_module(), len(new_labels))
         self.fitted_classes_ = np.concatenate([self.classes_, new_labels])
         self.labelled_history_.widen_logits(len(self.fitted_classes_))
         self.initialize_optimizer()
+
+    # -- corrections between rounds: a label changed or withdrawn ----------
+    def relabel(self, indices: Any, y: Any) -> ContinualActiveClassifier:
+        """Correct the labels of points already in the labelled history (an annotator changed their mind).
+
+        The points keep their features, round ids and stored logits (the
+        model's outputs at the end of their round, which DER and SD distil
+        towards); from the next round on, replay and the AL baselines train
+        on the new labels. The weights do not change until that round.
+        Everything is checked first: a call that raises changes nothing.
+        A checkpoint saved afterwards keeps the new labels.
+
+        Parameters
+        ----------
+        indices : array-like of int
+            Distinct positions in ``labelled_history_`` (``0 <= i < len(history)``).
+        y : array-like
+            The new labels, one per index, each one of ``classes_``.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before the seed round.
+        ValueError
+            For bad indices (out of range, repeated, not integers), a label
+            count that differs from the index count, or a label outside
+            ``classes_``.
+        """
+        from sklearn.exceptions import NotFittedError
+
+        if not self.__sklearn_is_fitted__():
+            raise NotFittedError("relabel() needs a labelled history: run the seed round first.")
+        history = self.labelled_history_
+        positions = history.checked_positions(indices)
+        encoded = encode_labels(check_labels(y, len(positions)), self.classes_)
+        history.relabel(positions, encoded)
+        return self
+
+    def forget(self, indices: Any) -> ContinualActiveClassifier:
+        """Remove points from the labelled history, so that no later round replays or trains on them.
+
+        For a label that was withdrawn (a deleted annotation). The other
+        points keep their order, labels, stored logits and round ids; a
+        bounded replay memory loses the forgotten points. The weights keep
+        what the points taught them until later rounds train on without
+        them (``replay="retrain"`` starts afresh every round). Each round
+        record in ``rounds_`` counts its forgotten points as ``n_forgotten``
+        (``n_new`` stays what the round trained on). Everything is checked
+        first, and the new history replaces the old one in one assignment:
+        a call that raises changes nothing. Checkpoints keep the result.
+
+        Parameters
+        ----------
+        indices : array-like of int
+            Distinct positions in ``labelled_history_``.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before the seed round.
+        ValueError
+            For bad indices, or indices covering every labelled point (start
+            a new campaign with ``fit`` instead).
+        """
+        from sklearn.exceptions import NotFittedError
+
+        if not self.__sklearn_is_fitted__():
+            raise NotFittedError("forget() needs a labelled history: run the seed round first.")
+        history = self.labelled_history_
+        positions = history.checked_positions(indices)
+        if len(positions) == len(history):
+            raise ValueError(
+                f"forget() would remove all {len(history)} labelled points; start a new campaign with fit() instead."
+            )
+        rounds_of_forgotten = history.rounds[torch.from_numpy(positions).to(history.device)].cpu().numpy()
+        forgotten_rounds = np.bincount(rounds_of_forgotten, minlength=len(self.rounds_))
+        remaining = history.without(positions)
+        records = [dict(record) for record in self.rounds_]
+        for record, count in zip(records, forgotten_rounds.tolist(), strict=False):
+            if count:
+                record["n_forgotten"] = int(record.get("n_forgotten", 0)) + count
+        self.labelled_history_, self.rounds_ = remaining, records
+        return self

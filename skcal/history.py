@@ -536,3 +536,128 @@ class LabelledHistory:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.device = torch.device("cpu")
+
+    # -- corrections: a label changed or withdrawn after its round ---------
+    def checked_positions(self, positions: Any) -> np.ndarray:
+        """Return ``positions`` as distinct int64 positions of committed points, or raise.
+
+        Parameters
+        ----------
+        positions : array-like of int
+            Positions in the history (``0 <= position < len(self)``).
+
+        Returns
+        -------
+        ndarray of int64
+
+        Raises
+        ------
+        ValueError
+            With staged points (a round in progress), or for positions that
+            are not whole numbers, out of range or repeated.
+        """
+        if self.n_staged:
+            raise ValueError("The history has staged points of a round in progress; correct it between rounds.")
+        array = np.asarray(positions.cpu() if isinstance(positions, torch.Tensor) else positions)
+        if array.ndim != 1 or (len(array) and array.dtype.kind not in "iu"):
+            raise ValueError(
+                f"positions must be a 1-D array of integers, got shape {array.shape}, dtype {array.dtype}."
+            )
+        array = array.astype(np.int64)
+        outside = array[(array < 0) | (array >= self._n)]
+        if len(outside):
+            raise ValueError(f"positions {outside[:5].tolist()} are outside the history's {self._n} points.")
+        if len(np.unique(array)) != len(array):
+            raise ValueError("positions has repeated entries.")
+        return array
+
+    def relabel(self, positions: Any, labels: torch.Tensor) -> None:
+        """Give committed points new encoded labels, in place; features, logits and round ids stay.
+
+        Everything is checked before the first label is written, so a call
+        that raises changes nothing. The stored logits keep what the model
+        said at the end of the point's round (the targets of DER and SD).
+
+        Parameters
+        ----------
+        positions : array-like of int
+            Distinct positions of committed points.
+        labels : torch.Tensor of int64
+            Their new encoded labels, one per position.
+
+        Raises
+        ------
+        ValueError
+            For bad positions (see :meth:`checked_positions`), a label count
+            that differs from the position count, or a label outside the
+            stored logits' classes.
+        """
+        positions = self.checked_positions(positions)
+        labels = torch.as_tensor(labels)
+        if labels.dtype != torch.int64 or labels.shape != (len(positions),):
+            raise ValueError(
+                f"labels must be {len(positions)} encoded int64 labels, got dtype {labels.dtype}, "
+                f"shape {tuple(labels.shape)}."
+            )
+        n_classes = self._logits.row_shape[0] if self._logits is not None else None
+        if len(labels) and (int(labels.min()) < 0 or (n_classes is not None and int(labels.max()) >= n_classes)):
+            raise ValueError(f"encoded labels must lie in [0, {n_classes}), got {labels.tolist()[:5]}...")
+        if len(positions):
+            self._y.buffer[torch.from_numpy(positions).to(self.device)] = labels.to(self.device)
+            self._version += 1
+
+    def without(self, positions: Any) -> LabelledHistory:
+        """Return a new history without the committed points at ``positions``; this one is unchanged.
+
+        The remaining points keep their order, labels, stored logits and
+        round ids. A bounded replay memory (:attr:`retained`) loses the
+        removed points and keeps the others (renumbered).
+
+        Parameters
+        ----------
+        positions : array-like of int
+            Distinct positions of committed points.
+
+        Returns
+        -------
+        LabelledHistory
+            On this history's device.
+
+        Raises
+        ------
+        ValueError
+            For bad positions (see :meth:`checked_positions`).
+        """
+        positions = self.checked_positions(positions)
+        keep = np.ones(self._n, dtype=bool)
+        keep[positions] = False
+        state = self.state()
+        rows = torch.from_numpy(np.flatnonzero(keep))
+        if state["kind"] == "sparse":
+            features = state["features"]
+            matrix = sp.csr_matrix(
+                (features["data"].numpy(), features["indices"].numpy(), features["indptr"].numpy()),
+                shape=(self._n, features["n_features"]),
+            )[keep]
+            state["features"] = {
+                "data": torch.from_numpy(matrix.data.astype(np.float32)),
+                "indices": torch.from_numpy(matrix.indices.astype(np.int64)),
+                "indptr": torch.from_numpy(matrix.indptr.astype(np.int64)),
+                "n_features": features["n_features"],
+            }
+        elif state["kind"] == "dict":
+            state["features"] = {key: value[rows] for key, value in state["features"].items()}
+        else:
+            state["features"] = state["features"][rows]
+        for name in ("y", "logits", "rounds"):
+            state[name] = state[name][rows]
+        new_position = np.cumsum(keep) - 1
+        if self.retained is not None:
+            retained = self.retained[keep[self.retained]]
+            state["retained"] = torch.from_numpy(new_position[retained].astype(np.int64))
+        state["retained_seen"] = int(keep[: self._retained_seen].sum())
+        if len(state["y"]) == 0:
+            history = LabelledHistory(self.device)
+            history.retained = None if self.retained is None else np.empty(0, dtype=np.int64)
+            return history
+        return LabelledHistory.from_state(state, self.device)

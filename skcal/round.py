@@ -6,6 +6,9 @@ owns everything that belongs to the round and to nothing else:
 
 - its random generators (replay draws and batch order), derived from the
   estimator's ``rng_``, so a round is reproducible from ``random_state``;
+- the processes that train it together: one, or several under an
+  accelerator (:mod:`skcal.accelerate`), which then exchange their counts
+  and agree on whether the round stops or fails;
 - the accounting: epochs, samples forwarded and backpropagated, the epoch's
   training accuracy, wall-clock training time;
 - the round's learning-rate scaling, undone when the round ends;
@@ -20,13 +23,91 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 
 if TYPE_CHECKING:
     from .replay.base import ReplayStrategy
+
+#: Values in one process's row of an exchange (:meth:`Processes.exchange`).
+EXCHANGE_WIDTH = 8
+# the row: [failed, kind, sequence number, up to 5 values]
+_CHECKPOINT, _EPOCH, _EVENT, _FINISH = 1, 2, 3, 4
+
+
+class Processes(Protocol):
+    """The processes that train a round together, as the round sees them.
+
+    :class:`SingleProcess` is the one process of ordinary training;
+    :class:`skcal.accelerate.AcceleratorProcesses` is every process an
+    accelerator runs.
+
+    Attributes
+    ----------
+    rank : int
+        This process's index, ``0 <= rank < world_size``.
+    world_size : int
+        How many processes train the round.
+    """
+
+    rank: int
+    world_size: int
+
+    def exchange(self, row: np.ndarray) -> np.ndarray:
+        """Give every process every process's ``row``: a collective all processes must call.
+
+        Parameters
+        ----------
+        row : ndarray of shape (EXCHANGE_WIDTH,)
+            This process's values (float64).
+
+        Returns
+        -------
+        ndarray of shape (world_size, EXCHANGE_WIDTH)
+            Row ``r`` is process ``r``'s, the same on every process.
+        """
+
+    def local_size(self, size: int) -> int:
+        """Return the share of a batch of ``size`` points each process takes per step."""
+
+
+class SingleProcess:
+    """The one process of ordinary training: exchanging rows with oneself returns one's own row."""
+
+    rank = 0
+    world_size = 1
+
+    def exchange(self, row: np.ndarray) -> np.ndarray:
+        """Return ``row`` as a one-row table."""
+        return np.asarray(row, dtype=np.float64)[None]
+
+    def local_size(self, size: int) -> int:
+        """Return ``size``: the one process takes every point."""
+        return size
+
+
+def process_generator(seed: int, rank: int) -> np.random.Generator:
+    """Return process ``rank``'s generator for a round seeded with ``seed``.
+
+    Processes training one round together share its seed (it comes from
+    ``random_state``) and each draws its replay batches from
+    ``numpy.random.SeedSequence(seed).spawn(world_size)[rank]``: independent
+    streams, reproducible from ``random_state`` and the process count.
+
+    Parameters
+    ----------
+    seed : int
+        The round's seed.
+    rank : int
+        The process's index.
+
+    Returns
+    -------
+    numpy.random.Generator
+    """
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(rank,)))
 
 
 @dataclass
@@ -55,17 +136,31 @@ class Round:
     auto_epochs : bool, default=False
         The round's length is decided by :class:`~skcal.callbacks.AutoRoundStop`
         (``round_epochs="auto"``) instead of a fixed epoch count.
+    device : torch.device, default=torch.device("cpu")
+        Where the round trains (this process's device under an accelerator).
+    processes : Processes, default=SingleProcess()
+        The processes training the round. With several, ``batch_size`` and
+        ``replay_size`` are each process's share of a step, the accounting
+        (epoch accuracies, samples, the record) covers every process and is
+        the same on each, and the round stops or fails on every process at
+        once (:meth:`checkpoint`).
 
     Attributes
     ----------
     rng : numpy.random.Generator
-        Every random choice of the round's strategy (replay draws).
+        Random choices every process must make alike (which points a bounded
+        replay memory keeps).
+    replay_rng : numpy.random.Generator
+        This process's replay draws: ``rng`` itself in a single process,
+        :func:`process_generator` of the seed and the process's rank with several.
     shuffle_generator : torch.Generator
-        The order of the training batches.
+        The order of the training batches (the same on every process, which
+        each take their own share of every step).
     epochs : int
         Epochs completed.
     samples_forwarded, samples_backpropagated : int
-        Work done so far, in samples through the module.
+        Work done so far, in samples through the module (by every process,
+        once the round has finished).
     train_accuracy : float
         Training accuracy of the last completed epoch (over every sample
         the loss was computed on, replayed ones included).
@@ -79,7 +174,7 @@ class Round:
         With ``auto_epochs``, the model's accuracy on a sample of the history
         before the round trained (NaN otherwise; None in the record).
     seconds : float
-        Training time, set when the round ends.
+        Training time, set when the round ends (the slowest process's).
     """
 
     index: int
@@ -100,15 +195,22 @@ class Round:
     stopped_by: str | None = None
     start_accuracy: float = float("nan")
     seconds: float = float("nan")
+    device: torch.device = torch.device("cpu")
+    processes: Processes = field(default_factory=SingleProcess, repr=False)
     rng: np.random.Generator = field(init=False, repr=False)
+    replay_rng: np.random.Generator = field(init=False, repr=False)
     shuffle_generator: torch.Generator = field(init=False, repr=False)
     _correct: list = field(default_factory=list, repr=False)
     _correct_new: list = field(default_factory=list, repr=False)
     _saved_lrs: list = field(default_factory=list, repr=False)
     _started: float = field(default=0.0, repr=False)
+    _exchanges: int = field(default=0, repr=False)
+    _settled: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
+        several = self.processes.world_size > 1
+        self.replay_rng = process_generator(self.seed, self.processes.rank) if several else self.rng
         self.shuffle_generator = torch.Generator().manual_seed(self.seed)
 
     # -- accounting --------------------------------------------------------
@@ -117,7 +219,7 @@ class Round:
         self._started = time.perf_counter()
 
     def stop_clock(self, device: torch.device) -> None:
-        """Stop timing, after waiting for queued GPU work."""
+        """Stop timing this process, after waiting for queued GPU work."""
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         self.seconds = time.perf_counter() - self._started
@@ -159,7 +261,13 @@ class Round:
         self.samples_backpropagated += int(backpropagated)
 
     def end_epoch(self) -> bool:
-        """Close the epoch's accuracy; return whether any training step ran in it."""
+        """Close the epoch's accuracy; return whether any training step ran in it.
+
+        With several processes the accuracies are over every process's
+        samples (an exchange, so every process must call it), and identical on each.
+        """
+        if self.processes.world_size > 1:
+            return self._end_epoch_together()
         if not self._correct:
             return False
         self.epochs += 1
@@ -170,6 +278,123 @@ class Round:
         self.replay_accuracy = (correct.sum() - new.sum()).item() / n_replayed if n_replayed else float("nan")
         self._correct, self._correct_new = [], []
         return True
+
+    def _end_epoch_together(self) -> bool:
+        correct = torch.cat(self._correct) if self._correct else torch.zeros(0, dtype=torch.bool)
+        new = torch.cat(self._correct_new) if self._correct_new else torch.zeros(0, dtype=torch.bool)
+        self._correct, self._correct_new = [], []
+        local = [int(correct.sum()), len(correct), int(new.sum()), len(new)]
+        n_correct, n, n_correct_new, n_new = self._exchange(_EPOCH, local).sum(axis=0)[:4]
+        if n == 0:
+            return False
+        self.epochs += 1
+        self.train_accuracy = float(n_correct / n)
+        self.new_accuracy = float(n_correct_new / n_new) if n_new else float("nan")
+        n_replayed = n - n_new
+        self.replay_accuracy = float((n_correct - n_correct_new) / n_replayed) if n_replayed else float("nan")
+        return True
+
+    # -- several processes -------------------------------------------------
+    def checkpoint(self) -> None:
+        """Confirm that every process got here without failing (an exchange; nothing to do in one process).
+
+        A process whose round raised joins the next exchange reporting its
+        failure (:meth:`report_failure`), so the others raise
+        :class:`RoundFailedOnAnotherProcess` here and every process rolls the
+        round back. The estimator checks in before each backward pass and
+        after each round event (``on_train_begin``, ``on_epoch_begin``,
+        ``on_epoch_end``, ``on_train_end``).
+
+        Raises
+        ------
+        RoundFailedOnAnotherProcess
+            If another process reported a failure.
+        """
+        if self.processes.world_size > 1:
+            self._exchange(_CHECKPOINT)
+
+    def agree_to_stop(self, stop: bool) -> bool:
+        """Return whether any process wants to end the round now (a checkpoint too).
+
+        Parameters
+        ----------
+        stop : bool
+            Whether a callback of this process ended the round.
+
+        Returns
+        -------
+        bool
+            ``stop`` in one process; with several, True if any of them stops.
+        """
+        if self.processes.world_size == 1:
+            return stop
+        anyone = bool(self._exchange(_EVENT, [float(stop)])[:, 0].any())
+        if anyone and not stop:
+            self.stopped_by = self.stopped_by or "callback"
+        return anyone
+
+    def finish(self, device: torch.device) -> None:
+        """End the round's training: stop the clock, then total the work of every process.
+
+        After this, the processes have agreed that the round succeeded and
+        hold the same record; nothing else is exchanged.
+
+        Parameters
+        ----------
+        device : torch.device
+            The training device (CUDA is synchronised before the clock stops).
+        """
+        self.stop_clock(device)
+        if self.processes.world_size > 1:
+            table = self._exchange(_FINISH, [self.samples_forwarded, self.samples_backpropagated, self.seconds])
+            self.samples_forwarded = int(table[:, 0].sum())
+            self.samples_backpropagated = int(table[:, 1].sum())
+            self.seconds = float(table[:, 2].max())
+        self._settled = True
+
+    def report_failure(self, error: BaseException) -> None:
+        """Tell the other processes that this process's round failed (nothing to do in one process).
+
+        Joins the exchange the others are waiting in, unless the failure
+        came from an exchange (they know already) or the round had finished.
+        An error while reporting is added to ``error`` as a note.
+
+        Parameters
+        ----------
+        error : BaseException
+            The failure, re-raised by the caller afterwards.
+        """
+        if self.processes.world_size == 1 or self._settled:
+            return
+        self._settled = True
+        row = np.zeros(EXCHANGE_WIDTH)
+        row[0] = 1.0
+        try:
+            self.processes.exchange(row)
+        except Exception as report_error:  # the peers may be gone; the original error matters more
+            if hasattr(error, "add_note"):
+                error.add_note(f"Telling the other processes about this failure failed too: {report_error!r}")
+
+    def _exchange(self, kind: int, values: Any = ()) -> np.ndarray:
+        """Exchange ``values`` with every process; return the table of values (one row per process)."""
+        if self._settled:
+            raise RuntimeError(f"Round {self.index} is settled: its processes exchange nothing more.")
+        self._exchanges += 1
+        row = np.zeros(EXCHANGE_WIDTH)
+        row[1], row[2] = kind, self._exchanges
+        row[3 : 3 + len(values)] = values
+        table = self.processes.exchange(row)
+        failed = np.flatnonzero(table[:, 0])
+        if len(failed):
+            self._settled = True
+            raise RoundFailedOnAnotherProcess(self.index, failed.tolist())
+        if (table[:, 1] != kind).any() or (table[:, 2] != self._exchanges).any():
+            self._settled = True
+            raise RuntimeError(
+                f"Round {self.index}: the processes are out of step (exchange kinds {table[:, 1].tolist()}, "
+                f"numbers {table[:, 2].tolist()}); a process ran a different number of steps or epochs."
+            )
+        return table[:, 3:]
 
     # -- learning rate -----------------------------------------------------
     def scale_learning_rate(self, optimizer: torch.optim.Optimizer, factor: float) -> None:
@@ -206,4 +431,32 @@ class RoundStopped(Exception):
     """Raised when a callback ends the round's training between epochs (it is not a failure)."""
 
 
-__all__ = ["Round", "RoundStopped"]
+class RoundFailedOnAnotherProcess(RuntimeError):
+    """Raised on every process whose round was fine when another process's round failed.
+
+    The round is rolled back on every process; the failing ones raise their
+    own error.
+
+    Parameters
+    ----------
+    index : int
+        The round's id.
+    ranks : list of int
+        The processes that reported the failure.
+    """
+
+    def __init__(self, index: int, ranks: list):
+        super().__init__(f"Round {index} failed on process(es) {ranks}; it was rolled back here too (see their error).")
+        self.index = index
+        self.ranks = ranks
+
+
+__all__ = [
+    "EXCHANGE_WIDTH",
+    "Processes",
+    "Round",
+    "RoundFailedOnAnotherProcess",
+    "RoundStopped",
+    "SingleProcess",
+    "process_generator",
+]

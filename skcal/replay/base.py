@@ -53,12 +53,13 @@ class Trainer(Protocol):
         The network being trained.
     optimizer_ : torch.optim.Optimizer
         Its optimizer.
-    device : str or torch.device
-        The training device.
+    device : str, torch.device or None
+        The training device parameter (None under an accelerator: use
+        ``round_.device``, where the round trains).
     labelled_history_ : LabelledHistory
         The labelled history; the round's new points are staged in it.
     round_ : Round
-        The round in progress: its random generator, replay size and accounting.
+        The round in progress: its device, random generators, replay size and accounting.
     batch_size, max_epochs, round_epochs, train_accuracy_stop, scale_lr, reset_optimizer
         The estimator's parameters of the same names.
     """
@@ -82,6 +83,15 @@ class Trainer(Protocol):
 
     def supervised_step(self, batch: Any, **fit_params: Any) -> dict:
         """Skorch's own training step on ``batch``, counted in the round."""
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Backpropagate a step's loss (through the accelerator, if there is one)."""
+
+    def autocast(self) -> Any:
+        """Return the context a step's forward pass and loss run in (mixed precision under an accelerator)."""
+
+    def unwrapped_module(self) -> torch.nn.Module:
+        """Return ``module_`` without an accelerator's wrappers, for computations local to this process."""
 
     def initialize_optimizer(self) -> Any:
         """Build a fresh optimizer (skorch's ``initialize_optimizer``)."""
@@ -109,7 +119,7 @@ class ReplayDraw:
     size : int
         The replay size ``m'``.
     rng : numpy.random.Generator
-        The round's generator; every random choice uses it.
+        This process's replay generator (``round_.replay_rng``); every random choice uses it.
     device : torch.device or None
         Where replayed points go (the training device; the history may live elsewhere).
     """
@@ -283,23 +293,31 @@ class ReplayStrategy(BaseEstimator):
         -------
         dict
             ``loss`` and ``y_pred`` (outputs on the current batch), as skorch expects.
+
+        Notes
+        -----
+        The joint forward pass and the loss run in ``net.autocast()`` and the
+        loss is backpropagated with ``net.backward``: under an accelerator,
+        that is mixed precision and ``accelerator.backward``. Each process
+        draws its replay batch with its own generator, ``round_.replay_rng``.
         """
-        X_current, y_current = unpack_data(batch)
-        X_current = move_to(X_current, net.device)
-        y_current = y_current.to(net.device)
         round_, history = net.round_, net.labelled_history_
+        X_current, y_current = unpack_data(batch)
+        X_current = move_to(X_current, round_.device)
+        y_current = y_current.to(round_.device)
         replay = None
         if self.replays and round_.replay_size > 0 and len(history) > 0:
-            draw = ReplayDraw(X_current, y_current, history, round_.replay_size, round_.rng, y_current.device)
+            draw = ReplayDraw(X_current, y_current, history, round_.replay_size, round_.replay_rng, y_current.device)
             replay = history.batch(self.select_replay(net, draw), device=draw.device)
         inputs = X_current if replay is None else concat_rows(X_current, replay.X)
-        outputs = net.infer(inputs, **fit_params)
-        y_pred = outputs[: len(y_current)]
-        replay_pred = None if replay is None else outputs[len(y_current) :]
-        loss = self.loss(net, y_pred, y_current, replay_pred, replay)
+        with net.autocast():
+            outputs = net.infer(inputs, **fit_params)
+            y_pred = outputs[: len(y_current)]
+            replay_pred = None if replay is None else outputs[len(y_current) :]
+            loss = self.loss(net, y_pred, y_current, replay_pred, replay)
         labels = y_current if replay is None else torch.cat([y_current, replay.y])
         round_.count_step(loss, outputs, labels, n_new=len(y_current))
-        loss.backward()
+        net.backward(loss)
         return {"loss": loss, "y_pred": y_pred}
 
     # -- replay --------------------------------------------------------------

@@ -95,7 +95,7 @@ class MaximallyInterferedRetrieval(CandidateReplay, ExperienceReplay):
         torch.Tensor of shape (n_candidates,)
             ``l(f(x; theta_v), y) - l(f(x; theta), y)``.
         """
-        module = net.module_
+        module = net.unwrapped_module()  # the virtual step stays on this process, out of gradient synchronisation
         weights = {name: value for name, value in module.named_parameters() if value.requires_grad}
         buffers = {name: value.clone() for name, value in module.named_buffers()}
 

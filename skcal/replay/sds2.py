@@ -78,7 +78,7 @@ class SubmodularScaledDistillation(CandidateReplay, ScaledDistillation):
 
     def choose(self, net: Trainer, draw: ReplayDraw, candidates: ReplayBatch) -> torch.Tensor:
         """Greedily maximise equation (6) over the candidates, scored in eval mode."""
-        module = net.module_
+        module = net.unwrapped_module()
         was_training = module.training
         module.eval()
         try:

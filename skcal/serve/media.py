@@ -1,0 +1,130 @@
+"""Task values to model inputs: texts as they are, images fetched and decoded.
+
+An ``Image`` object's task field is a URL: a ``data:`` URI, an absolute
+``http(s)`` URL, or a path on the Label Studio server (``/data/upload/...``,
+``/storage-data/...``), resolved against the ``hostname`` that ``/setup``
+sends. Requests to the Label Studio server carry its API token: a personal
+access token (exchanged for an access token at ``/api/token/refresh``) or a
+legacy token (``Authorization: Token ...``), from ``skcal serve
+--label-studio-token`` or else the ``access_token`` of ``/setup``. Images are
+decoded with Pillow, at most :data:`MAX_IMAGE_BYTES` each.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from .labelconfig import LabellingConfig
+from .labelstudio import LabelStudioClient
+
+#: Largest image accepted, in bytes.
+MAX_IMAGE_BYTES = 20 * 2**20
+
+
+class MediaError(ValueError):
+    """A task value that cannot be turned into a model input (an image that cannot be fetched or decoded)."""
+
+
+class TaskValueLoader:
+    """Turns task values into what the pipeline's first step takes.
+
+    Parameters
+    ----------
+    client : LabelStudioClient or None
+        Fetches images from the Label Studio server; None allows only
+        ``data:`` URIs and other absolute URLs.
+    timeout : float, default=30
+        Seconds per image download.
+    """
+
+    def __init__(self, client: LabelStudioClient | None = None, timeout: float = 30.0):
+        self.client = client
+        self.timeout = timeout
+
+    def load(self, values: list, config: LabellingConfig) -> list:
+        """Return texts unchanged, or images decoded (``PIL.Image.Image``).
+
+        Parameters
+        ----------
+        values : list of str
+        config : LabellingConfig
+
+        Returns
+        -------
+        list
+
+        Raises
+        ------
+        MediaError
+            Naming the value that failed.
+        """
+        if config.object_type != "Image":
+            return list(values)
+        return [self.image(value) for value in values]
+
+    def image(self, url: str) -> Any:
+        """Fetch and decode one image.
+
+        Parameters
+        ----------
+        url : str
+
+        Returns
+        -------
+        PIL.Image.Image
+        """
+        from PIL import Image, UnidentifiedImageError
+
+        raw = self._bytes(url)
+        try:
+            image = Image.open(io.BytesIO(raw))
+            image.load()
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+            raise MediaError(f"{_short(url)} is not an image Pillow can decode: {error}") from None
+        return image
+
+    def _bytes(self, url: str) -> bytes:
+        if url.startswith("data:"):
+            header, comma, payload = url.partition(",")
+            if not comma or ";base64" not in header:
+                raise MediaError(f"{_short(url)} is not a base64 data URI.")
+            try:
+                raw = base64.b64decode(payload, validate=True)
+            except (binascii.Error, ValueError) as error:
+                raise MediaError(f"{_short(url)} has invalid base64: {error}") from None
+        else:
+            raw = self._download(url)
+        if len(raw) > MAX_IMAGE_BYTES:
+            raise MediaError(f"{_short(url)} has {len(raw)} bytes, more than {MAX_IMAGE_BYTES}.")
+        return raw
+
+    def _download(self, url: str) -> bytes:
+        parsed = urllib.parse.urlparse(url)
+        if parsed.scheme in ("http", "https"):
+            if self.client is not None and self.client.owns(url):
+                return self.client.get_bytes(url, MAX_IMAGE_BYTES, self.timeout)
+            request = urllib.request.Request(url)
+        elif not parsed.scheme and url.startswith("/"):
+            if self.client is None:
+                raise MediaError(f"{_short(url)} is a path on the Label Studio server, whose address is unknown.")
+            return self.client.get_bytes(url, MAX_IMAGE_BYTES, self.timeout)
+        else:
+            raise MediaError(f"{_short(url)} is not a data URI, an http(s) URL or a Label Studio path.")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (http/https only)
+                return response.read(MAX_IMAGE_BYTES + 1)
+        except (urllib.error.URLError, OSError) as error:
+            raise MediaError(f"cannot download {_short(url)}: {error}") from None
+
+
+def _short(url: str) -> str:
+    return repr(url if len(url) <= 80 else url[:77] + "...")
+
+
+__all__ = ["MAX_IMAGE_BYTES", "MediaError", "TaskValueLoader"]

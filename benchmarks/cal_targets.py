@@ -32,14 +32,12 @@ CAL_METHODS = ("er", "mir", "der", "sd", "sds2")
 SPEEDUP_TARGETS = {"fashion-mnist": 4.0, "sentiment": 3.0, "wordnet": 3.0}
 
 
-def at_budget(rounds: list[dict], budget: float) -> dict:
-    """Return ``{method: {seed: record}}``: each campaign's last round at or below ``budget`` labelled."""
+def at_round(rounds: list[dict], index: int) -> dict:
+    """Return ``{method: {seed: record}}``: each campaign's round ``index``."""
     chosen: dict = defaultdict(dict)
     for record in rounds:
-        if record["labelled_fraction"] <= budget + 1e-9:
-            best = chosen[record["method"]].get(record["seed"])
-            if best is None or record["round"] > best["round"]:
-                chosen[record["method"]][record["seed"]] = record
+        if record["round"] == index:
+            chosen[record["method"]][record["seed"]] = record
     return chosen
 
 
@@ -70,7 +68,8 @@ def compare(method: dict, baseline: dict) -> dict:
 def check_dataset(folder: Path) -> dict:
     """Every method against AL and AL w/ WS at :data:`BUDGET`, and the verdict on each target."""
     rounds = json.loads((folder / "rounds.json").read_text())
-    chosen = at_budget(rounds, BUDGET)
+    summary = json.loads((folder / "summary.json").read_text())
+    chosen = at_round(rounds, summary["budget_rounds"][str(BUDGET)])  # the round `skcal bench` reports at BUDGET
     dataset = rounds[0]["dataset"]
     against_al = {m: compare(chosen[m], chosen["retrain"]) for m in chosen}
     cal = [m for m in CAL_METHODS if m in chosen]

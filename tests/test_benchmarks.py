@@ -123,6 +123,7 @@ def test_cal_targets_verdict_follows_the_campaigns(tmp_path, cal_accuracies, cal
         + _campaign_rounds("er", cal_accuracies, 5.0, cal_samples)
     )
     (tmp_path / "rounds.json").write_text(json.dumps(rounds))
+    (tmp_path / "summary.json").write_text(json.dumps({"budget_rounds": {"0.5": 1}}))
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / "cal_targets.py"), str(tmp_path)], capture_output=True, text=True, timeout=120
     )

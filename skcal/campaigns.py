@@ -341,8 +341,16 @@ def campaign_threads(threads: int | None, on_cluster: bool) -> int:
         ``threads``; if None, 1 on a cluster (a worker runs one campaign per
         worker thread, and Dask's nannies start workers with
         ``OMP_NUM_THREADS=1``), else this process's torch threads.
+
+    Raises
+    ------
+    ValueError
+        If ``threads`` is not a positive integer (torch would refuse it only
+        inside the campaigns, on every worker).
     """
     if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+            raise ValueError(f"threads must be a positive integer, got {threads!r}.")
         return int(threads)
     return 1 if on_cluster else torch.get_num_threads()
 
@@ -588,7 +596,8 @@ def check_scheduler(scheduler: Any) -> Any:
     ------
     BenchmarkInputError
         With ``parameter="scheduler"``: dask.distributed is not installed,
-        the address is malformed, nothing answers there, or the client is
+        the address is malformed, its transport is unusable here (``ucx``
+        without ucx-py), nothing answers there, or the client is
         not connected.
     """
     from .bench import BenchmarkInputError  # here: skcal.bench imports this module
@@ -624,6 +633,12 @@ def check_scheduler(scheduler: Any) -> Any:
     except ValueError as error:
         raise BenchmarkInputError(
             "scheduler", f"{address!r} is not a Dask scheduler address ({error}); give one such as tcp://host:8786"
+        ) from None
+    try:  # a transport registered without its library (ucx without ucx-py) fails here, not in Client()
+        backends[scheme].get_connector()
+    except Exception as error:
+        raise BenchmarkInputError(
+            "scheduler", f"the {scheme!r} transport of {address!r} cannot be used here ({_describe(error)})"
         ) from None
     if host is not None:  # fail at once, with the reason, where nothing listens
         try:

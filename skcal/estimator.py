@@ -923,6 +923,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
                 if accelerated:
                     from .accelerate import prepare_round, release_round
 
+                    round_.agree_on_inputs(y, len(y_train))
                     release_round(self)  # strategies rebuild and reset the bare module and optimizer
                 strategy.prepare_model(self)
                 if accelerated:
@@ -981,6 +982,8 @@ class ContinualActiveClassifier(NeuralNetClassifier):
                 if round_ is not None:
                     round_.count(forwarded=len(output))
                 if accelerator is not None:
+                    if round_ is not None:  # a process whose forward failed reports it here, not in the gather
+                        round_.checkpoint()
                     output = accelerator.gather_for_metrics(output)
                 outputs.append(output.to(device))
         return torch.cat(outputs)

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 #: Values in one process's row of an exchange (:meth:`Processes.exchange`).
 EXCHANGE_WIDTH = 8
 # the row: [failed, kind, sequence number, up to 5 values]
-_CHECKPOINT, _EPOCH, _EVENT, _FINISH = 1, 2, 3, 4
+_CHECKPOINT, _EPOCH, _EVENT, _FINISH, _INPUTS = 1, 2, 3, 4, 5
 
 
 class Processes(Protocol):
@@ -301,9 +301,10 @@ class Round:
         A process whose round raised joins the next exchange reporting its
         failure (:meth:`report_failure`), so the others raise
         :class:`RoundFailedOnAnotherProcess` here and every process rolls the
-        round back. The estimator checks in before each backward pass and
+        round back. The estimator checks in before each backward pass,
         after each round event (``on_train_begin``, ``on_epoch_begin``,
-        ``on_epoch_end``, ``on_train_end``).
+        ``on_epoch_end``, ``on_train_end``) and before gathering each batch
+        of the new points' logits.
 
         Raises
         ------
@@ -312,6 +313,43 @@ class Round:
         """
         if self.processes.world_size > 1:
             self._exchange(_CHECKPOINT)
+
+    def agree_on_inputs(self, y: torch.Tensor, n_train: int) -> None:
+        """Check that every process was given the same round: new points, labels and history (an exchange).
+
+        Data-parallel rounds need the same ``fit``/``partial_fit`` data on
+        every process; otherwise each would commit a different history, with
+        logits gathered from the others' points, and nothing else would
+        notice. Compared: ``n_new``, ``n_history``, the number of training
+        points and two checksums of the encoded labels (exact integers; the
+        features are not compared). Nothing to do in one process.
+
+        Parameters
+        ----------
+        y : torch.Tensor of shape (n_new,)
+            The round's encoded labels.
+        n_train : int
+            How many points the strategy trains on.
+
+        Raises
+        ------
+        ValueError
+            On every process, if they differ.
+        """
+        if self.processes.world_size == 1:
+            return
+        labels = y.detach().reshape(-1).cpu().to(torch.int64) + 1
+        weights = torch.arange(len(labels), dtype=torch.int64) % 65521 + 1  # exact in float64 below 2**53
+        local = [self.n_new, self.n_history, n_train, int(labels.sum()), int((labels * weights).sum())]
+        table = self._exchange(_INPUTS, local)[:, : len(local)]
+        if (table != table[0]).any():
+            self._settled = True  # every process raises here: nothing more to exchange
+            raise ValueError(
+                f"Round {self.index}: the {self.processes.world_size} processes were given different data "
+                f"(new points, training points and label checksums per process: "
+                f"{[[int(v) for v in row[[0, 2, 3]]] for row in table]}, history sizes "
+                f"{table[:, 1].astype(int).tolist()}); call fit and partial_fit with the same X and y on every process."
+            )
 
     def agree_to_stop(self, stop: bool) -> bool:
         """Return whether any process wants to end the round now (a checkpoint too).

@@ -54,6 +54,8 @@ class MLP(torch.nn.Module):
     def forward(self, X):
         if self.training:
             self.autocast_seen.append((len(X), torch.is_autocast_enabled("cpu")))
+        elif FAULT["kind"] == "logits" and int(os.environ.get("RANK", "0")) == FAULT["rank"]:
+            raise RuntimeError("injected failure computing the logits")  # after training, one process only
         return self.out(torch.relu(self.hidden(X)))
 
 
@@ -124,6 +126,10 @@ class Faults(Callback):
     def on_batch_end(self, net, **kwargs):
         if _armed(net, "batch_end") and net.round_.epochs + 1 == FAULT["epoch"]:
             raise RuntimeError("injected failure in on_batch_end")
+
+    def on_train_end(self, net, **kwargs):
+        if _armed(net, "train_end"):
+            raise RuntimeError("injected failure in on_train_end")
 
     def on_epoch_end(self, net, **kwargs):
         if _armed(net, "epoch_end") and net.round_.epochs == FAULT["epoch"]:
@@ -308,6 +314,42 @@ def failure_case(accelerator, X, y, kind):
     }
 
 
+def different_data_case(accelerator, X, y):
+    """Round 1 given other labels, then one point more, on process 1; then the same round on both."""
+    rounds = campaign_rounds(120, 40, 1)
+    net = make_net(accelerator, max_epochs=4, round_epochs=2)
+    run_campaign(net, rounds[:1], (X, y))
+    before = fingerprints(net)["all"]
+    new = rounds[1]
+    other_labels = (y[new] + net.accelerator.process_index) % 10
+    one_more = rounds[1][: len(new) - 1 + net.accelerator.process_index]
+    errors = []
+    for X_round, y_round in ((X[new], other_labels), (X[one_more], y[one_more])):
+        try:
+            net.partial_fit(X_round, y_round)
+            errors.append(None)
+        except ValueError as error:
+            errors.append(str(error))
+    unchanged = fingerprints(net)["all"] == before
+    net.partial_fit(X[new], y[new])
+    return {"errors": errors, "unchanged": unchanged, "final": fingerprints(net)["all"], "n_rounds": len(net.rounds_)}
+
+
+def fewer_points_than_processes_case(accelerator, X, y):
+    """Rounds of one point and of three points (batch size 2) on two processes: some shards are padding."""
+    net = make_net(accelerator, max_epochs=4, round_epochs=2, replay="der", batch_size=2)
+    net.fit(X[:60], y[:60])
+    net.partial_fit(X[60:61], y[60:61])
+    net.partial_fit(X[61:64], y[61:64])
+    history = net.labelled_history_
+    return {
+        "fingerprint": fingerprints(net)["all"],
+        "history": len(history),
+        "logits": list(history.logits.shape),
+        "n_new": [record["n_new"] for record in net.rounds_],
+    }
+
+
 def stop_case(accelerator, X, y):
     """A callback ends round 1 at epoch 2 on process 1 only."""
     FAULT.update(kind="stop", round=1, rank=1, epoch=2)
@@ -398,8 +440,11 @@ def parallel(out):
     clock["checkpoint"] = time.perf_counter()
     result["failure_reference"] = failure_reference(accelerator, X, y)
     result["failures"] = {
-        kind: failure_case(accelerator, X, y, kind) for kind in ("raise", "nan", "batch_end", "epoch_end")
+        kind: failure_case(accelerator, X, y, kind)
+        for kind in ("raise", "nan", "batch_end", "epoch_end", "train_end", "logits")
     }
+    result["different_data"] = different_data_case(accelerator, X, y)
+    result["few_points"] = fewer_points_than_processes_case(accelerator, X, y)
     clock["failures"] = time.perf_counter()
     result["stop"] = stop_case(accelerator, X, y)
     result["strategies"] = strategy_cases(accelerator, X, y)

@@ -127,7 +127,7 @@ def test_two_processes_match_one_process_accuracy_within_noise(parallel, single)
     assert together > 0.9
 
 
-@pytest.mark.parametrize("kind", ["raise", "nan", "batch_end", "epoch_end"])
+@pytest.mark.parametrize("kind", ["raise", "nan", "batch_end", "epoch_end", "train_end", "logits"])
 def test_a_round_failing_on_one_process_fails_everywhere_without_corrupting_state(parallel, kind):
     healthy, failing = (report["failures"][kind] for report in parallel)
     own_error = {
@@ -135,6 +135,8 @@ def test_a_round_failing_on_one_process_fails_everywhere_without_corrupting_stat
         "nan": "FloatingPointError: Round 2, epoch",
         "batch_end": "RuntimeError: injected failure in on_batch_end",
         "epoch_end": "RuntimeError: injected failure in on_epoch_end",
+        "train_end": "RuntimeError: injected failure in on_train_end",
+        "logits": "RuntimeError: injected failure computing the logits",
     }[kind]
     assert failing["error"].startswith(own_error)
     assert healthy["error"] == "RoundFailedOnAnotherProcess: ranks [1]"
@@ -144,6 +146,22 @@ def test_a_round_failing_on_one_process_fails_everywhere_without_corrupting_stat
         assert case["n_rounds"] == 4
         assert case["final"] == report["failure_reference"]
     assert parallel[0]["failure_reference"] == parallel[1]["failure_reference"]
+
+
+def test_processes_given_different_data_fail_the_round_on_all_and_keep_their_state(parallel):
+    # before: each process silently committed its own history, with logits gathered from the other's points
+    first, second = (report["different_data"] for report in parallel)
+    for case in (first, second):
+        assert all(error and "processes were given different data" in error for error in case["errors"]), case
+        assert case["unchanged"] and case["n_rounds"] == 2
+    assert first["errors"] == second["errors"]
+    assert first["final"] == second["final"]
+
+
+def test_rounds_with_fewer_new_points_than_processes_stay_identical(parallel):
+    first, second = (report["few_points"] for report in parallel)
+    assert first == second  # the padding the accelerator adds is trained on, but never committed
+    assert first["history"] == 64 and first["logits"] == [64, 10] and first["n_new"] == [60, 1, 3]
 
 
 def test_a_callback_stopping_one_process_ends_the_round_on_all(parallel):

@@ -15,7 +15,7 @@ from distributed import Client, LocalCluster
 from skorch.callbacks import Callback
 
 from skcal.bench import BenchmarkInputError, BenchmarkProgress, apply_epochs, load_benchmark_data, run_benchmark
-from skcal.campaigns import check_scheduler
+from skcal.campaigns import DaskCampaignRunner, LocalCampaignRunner, check_scheduler, open_runner
 from skcal.cli import main
 
 METHODS = ["retrain", "er"]
@@ -256,3 +256,23 @@ def test_the_library_checks_the_scheduler_it_is_given(cluster):
     client.close()
     with pytest.raises(BenchmarkInputError, match="the Dask client is not connected"):
         check_scheduler(client)
+
+
+@pytest.mark.parametrize("address", ["ucx://127.0.0.1:1", "ucx://127.0.0.1:8786"])
+def test_a_scheduler_on_an_unusable_transport_is_a_clear_argument_error(address):
+    # distributed registers the ucx transport without ucx-py; Client() then raised a bare TypeError
+    # (and hung 60 s closing itself): the check must answer with the argument error instead
+    with pytest.raises(BenchmarkInputError) as info:
+        check_scheduler(address)
+    assert info.value.parameter == "scheduler" and "ucx" in str(info.value)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
+def test_a_runner_refuses_threads_torch_would_refuse_inside_every_campaign(threads):
+    # before: LocalCampaignRunner(0) failed mid-run, DaskCampaignRunner(0) failed every task on the cluster
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        LocalCampaignRunner(threads)
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        DaskCampaignRunner(client=None, threads=threads)
+    with pytest.raises(ValueError, match="threads must be a positive integer"), open_runner(None, threads):
+        pass

@@ -60,6 +60,44 @@ from .worker import CoalescingRunner, TrainingWorker
 logger = logging.getLogger(__name__)
 
 JOURNAL_FILENAME = "journal.sqlite3"
+LOCK_FILENAME = "lock"
+
+
+def lock_state_dir(folder: Path) -> Any:
+    """Hold an exclusive lock on a state folder for as long as the returned file stays open.
+
+    Two backends on one folder would each train on the shared journal and
+    remove each other's commits (leaving ``CURRENT`` naming a deleted one).
+
+    Parameters
+    ----------
+    folder : Path
+
+    Returns
+    -------
+    file object
+        Close it to release the lock.
+
+    Raises
+    ------
+    CampaignStateError
+        When another backend (in this process or another) holds the folder.
+    """
+    handle = open(folder / LOCK_FILENAME, "a+b")  # noqa: SIM115 (held open: it is the lock)
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks on this platform
+        return handle
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise CampaignStateError(
+            f"{folder} is in use by another skcal serve backend; each backend needs a --state-dir of its own."
+        ) from None
+    except OSError as error:  # a file system without locks (some network file systems)
+        logger.warning("skcal serve: cannot lock %s (%s); run one backend on it at a time", folder, error)
+    return handle
 
 
 class LabelStudioBackend:
@@ -95,7 +133,8 @@ class LabelStudioBackend:
     Raises
     ------
     CampaignStateError
-        When ``state_dir`` holds a campaign that cannot be loaded with this factory.
+        When ``state_dir`` holds a campaign that cannot be loaded with this
+        factory, or another backend is using it.
     """
 
     model_class = ContinualActiveClassifier.__name__
@@ -124,14 +163,20 @@ class LabelStudioBackend:
         self.label_studio = label_studio
         self.loader = TaskValueLoader(label_studio)
         self._lock = threading.RLock()
+        self._config_lock = threading.Lock()  # a config change waits for a webhook's journal write, and back
         self._config: LabellingConfig | None = None
         self._pipeline: ServedPipeline | None = None
         self._project: str | None = None
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.journal = AnnotationJournal(self.state_dir / JOURNAL_FILENAME)
-        self.store = CampaignStore(self.state_dir)
-        self._campaign: Campaign = new_campaign()
-        self._restore()
+        self._state_lock = lock_state_dir(self.state_dir)
+        try:
+            self.journal = AnnotationJournal(self.state_dir / JOURNAL_FILENAME)
+            self.store = CampaignStore(self.state_dir)
+            self._campaign: Campaign = new_campaign()
+            self._restore()
+        except BaseException:
+            self._state_lock.close()
+            raise
         self.worker = TrainingWorker(self._step, retry_seconds=retry_seconds)
         self.refresher = None
         self._resynced = False
@@ -192,13 +237,17 @@ class LabelStudioBackend:
         campaign = self._campaign
         return bool(campaign.ledger.order or campaign.ledger.pending or self.journal.last_seq())
 
-    def _adopt(self, xml: str, project: str | None, where: str) -> LabellingConfig:
-        """Use a labelling config (and bind the project); 409 if it conflicts with the campaign."""
+    def _parse_config(self, xml: str, where: str) -> LabellingConfig:
+        """Parse a labelling config for this backend's control; 422 when it cannot be served."""
         try:
-            config = parse_labelling_config(xml, self.control)
+            return parse_labelling_config(xml, self.control)
         except LabellingConfigError as error:
             raise ProtocolError(422, f"{where}: {error}") from None
-        with self._lock:
+
+    def _adopt(self, xml: str, project: str | None, where: str) -> LabellingConfig:
+        """Use a labelling config (and bind the project); 409 if it conflicts with the campaign."""
+        config = self._parse_config(xml, where)
+        with self._config_lock, self._lock:
             self._check_project(project, where)
             current = self._config
             if current is not None and current.describe() == config.describe():
@@ -314,6 +363,7 @@ class LabelStudioBackend:
                 raise ProtocolError(
                     409, "/predict: no labelling config yet: call /setup first, or send 'label_config'."
                 )
+            parse_predict(body, self._parse_config(xml, "/predict"))  # refuse a bad body before adopting anything
             config = self._adopt(xml, project_id(body.get("project"), "/predict"), "/predict")
         request = parse_predict(body, config)
         with self._lock:
@@ -358,15 +408,19 @@ class LabelStudioBackend:
         config = self.config
         xml = webhook_label_config(body)
         if config is None and xml is not None and body.get("action") not in (None, "PROJECT_DELETED"):
+            parse_webhook(body, self._parse_config(xml, "/webhook"))  # refuse a bad body before adopting anything
             config = self._adopt(xml, project_id(body.get("project"), "/webhook"), "/webhook")
         request = parse_webhook(body, config)
-        with self._lock:
-            self._check_project(request.project, "/webhook")
-            if request.project is not None and self._project is None and not request.ignored:
-                self._bind_project(request.project)
-        if request.ignored:
-            return {"status": "ignored", "action": request.action}
-        seq = self.journal.append(request.action, request.events) if request.events else self.journal.last_seq()
+        with self._config_lock:  # /setup cannot change the config between this check and the journal write
+            if self.config is not config:  # it changed while the body was checked: check it again
+                request = parse_webhook(body, self.config)
+            with self._lock:
+                self._check_project(request.project, "/webhook")
+                if request.project is not None and self._project is None and not request.ignored:
+                    self._bind_project(request.project)
+            if request.ignored:
+                return {"status": "ignored", "action": request.action}
+            seq = self.journal.append(request.action, request.events) if request.events else self.journal.last_seq()
         self.worker.wake(train_now=request.train_now)
         return {"status": "accepted", "action": request.action, "events": len(request.events), "journal": seq}
 
@@ -462,7 +516,7 @@ class LabelStudioBackend:
         return done
 
     def close(self, timeout: float = 60.0) -> None:
-        """Stop the worker (after its current step) and close the journal.
+        """Stop the worker (after its current step), close the journal and release the state folder.
 
         Parameters
         ----------
@@ -472,6 +526,7 @@ class LabelStudioBackend:
         if self.refresher is not None:
             self.refresher.stop()
         self.journal.close()
+        self._state_lock.close()
 
 
 def fingerprint(backend: LabelStudioBackend) -> dict:

@@ -391,7 +391,10 @@ class CampaignStore:
         pointer = self.folder / POINTER_FILENAME
         if not pointer.is_file():
             return None
-        name = pointer.read_text().strip()
+        try:
+            name = pointer.read_bytes().decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise CampaignStateError(f"{pointer} does not name a commit folder: it is not text.") from None
         if not name or "/" in name or name.startswith("."):
             raise CampaignStateError(f"{pointer} does not name a commit folder: {name!r}.")
         folder = self.commits / name

@@ -13,6 +13,8 @@ token) is exchanged at ``/api/token/refresh`` for a short-lived access token,
 sent as ``Authorization: Bearer ...`` and renewed on a 401. Anything else is
 taken for a legacy token, sent as ``Authorization: Token ...`` (legacy tokens
 are off by default in Label Studio 1.23: ``LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true``).
+The token goes to this server only: a redirect elsewhere (a cloud storage's
+presigned URL) is followed without it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,23 @@ from typing import Any
 
 class LabelStudioError(RuntimeError):
     """Label Studio answered with an error, or could not be reached."""
+
+
+class _TokenStaysHome(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, dropping the ``Authorization`` header on one that leaves the Label Studio server.
+
+    urllib copies every header to the redirected request; a presigned
+    storage URL would get the token (and refuse a second credential).
+    """
+
+    def __init__(self, client: LabelStudioClient):
+        self.client = client
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        redirected = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if redirected is not None and not self.client.owns(redirected.full_url):
+            redirected.remove_header("Authorization")
+        return redirected
 
 
 def is_personal_access_token(token: str) -> bool:
@@ -66,6 +85,7 @@ class LabelStudioClient:
         self.timeout = timeout
         self._access: str | None = None
         self._lock = threading.Lock()
+        self._opener = urllib.request.build_opener(_TokenStaysHome(self))
 
     def owns(self, url: str) -> bool:
         """Whether an absolute URL points at this server.
@@ -81,7 +101,9 @@ class LabelStudioClient:
         return url == self.url or url.startswith(self.url + "/")
 
     def _absolute(self, url_or_path: str) -> str:
-        return url_or_path if "://" in url_or_path else self.url + "/" + url_or_path.lstrip("/")
+        if url_or_path.startswith(("http://", "https://")):
+            return url_or_path
+        return self.url + "/" + url_or_path.lstrip("/")
 
     def _authorization(self, renew: bool = False) -> dict:
         if not self.token:
@@ -107,12 +129,12 @@ class LabelStudioClient:
         for key, value in {**headers, **({"Content-Type": "application/json"} if data is not None else {})}.items():
             request.add_header(key, value)
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http/https only)
+            with self._opener.open(request, timeout=timeout) as response:
                 return response.read() if limit is None else response.read(limit + 1)
         except urllib.error.HTTPError as error:
             detail = error.read(500).decode(errors="replace")
             raise LabelStudioError(f"{method} {path}: HTTP {error.code} {detail}") from None
-        except (urllib.error.URLError, OSError) as error:
+        except (urllib.error.URLError, OSError, ValueError) as error:
             raise LabelStudioError(f"{method} {path}: cannot reach Label Studio at {self.url}: {error}") from None
 
     def request(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:

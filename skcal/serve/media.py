@@ -21,7 +21,7 @@ import urllib.request
 from typing import Any
 
 from .labelconfig import LabellingConfig
-from .labelstudio import LabelStudioClient
+from .labelstudio import LabelStudioClient, LabelStudioError
 
 #: Largest image accepted, in bytes.
 MAX_IMAGE_BYTES = 20 * 2**20
@@ -108,12 +108,12 @@ class TaskValueLoader:
         parsed = urllib.parse.urlparse(url)
         if parsed.scheme in ("http", "https"):
             if self.client is not None and self.client.owns(url):
-                return self.client.get_bytes(url, MAX_IMAGE_BYTES, self.timeout)
+                return self._from_label_studio(url)
             request = urllib.request.Request(url)
         elif not parsed.scheme and url.startswith("/"):
             if self.client is None:
                 raise MediaError(f"{_short(url)} is a path on the Label Studio server, whose address is unknown.")
-            return self.client.get_bytes(url, MAX_IMAGE_BYTES, self.timeout)
+            return self._from_label_studio(url)
         else:
             raise MediaError(f"{_short(url)} is not a data URI, an http(s) URL or a Label Studio path.")
         try:
@@ -121,6 +121,12 @@ class TaskValueLoader:
                 return response.read(MAX_IMAGE_BYTES + 1)
         except (urllib.error.URLError, OSError) as error:
             raise MediaError(f"cannot download {_short(url)}: {error}") from None
+
+    def _from_label_studio(self, url: str) -> bytes:
+        try:
+            return self.client.get_bytes(url, MAX_IMAGE_BYTES, self.timeout)
+        except LabelStudioError as error:
+            raise MediaError(f"cannot download {_short(url)} from Label Studio: {error}") from None
 
 
 def _short(url: str) -> str:

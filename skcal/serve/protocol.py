@@ -210,6 +210,8 @@ def parse_json_body(raw: bytes) -> dict:
         body = json.loads(raw.decode("utf-8"), parse_constant=no_constants)
     except (UnicodeDecodeError, ValueError) as error:
         raise ProtocolError(400, f"the request body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ProtocolError(400, "the request body is not valid JSON: it is nested too deeply.") from None
     if not isinstance(body, dict):
         raise ProtocolError(400, f"the request body is a JSON {type(body).__name__}; expected a JSON object.")
     return body
@@ -228,6 +230,10 @@ def _integer(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ProtocolError(422, f"{what} must be an integer, got {_shown(value)}.")
     return value
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _shown(value: Any) -> str:
@@ -311,7 +317,8 @@ def task_value(task: Any, config: LabellingConfig, where: str) -> tuple[int | No
     ------
     ProtocolError
         422 when the task is not an object, has no ``data`` object, or its
-        field is missing, not a string, empty (for images) or too long.
+        field is missing, not a string, not valid Unicode (a lone surrogate),
+        empty (for images) or too long.
     """
     if not isinstance(task, dict):
         raise ProtocolError(422, f"{where} is a JSON {type(task).__name__}; expected a task object.")
@@ -334,6 +341,14 @@ def task_value(task: Any, config: LabellingConfig, where: str) -> tuple[int | No
         )
     if len(value) > MAX_FIELD_LENGTH:
         raise ProtocolError(413, f"{where} (task {task_id}): data field {config.data_key!r} is too long.")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:  # a lone surrogate (JSON "\ud800"): no tokenizer takes it
+            raise ProtocolError(
+                422,
+                f"{where} (task {task_id}): data field {config.data_key!r} is not valid Unicode text: {error.reason}.",
+            ) from None
     if config.object_type == "Image" and not value.strip():
         raise ProtocolError(422, f"{where} (task {task_id}): data field {config.data_key!r} is an empty image URL.")
     return task_id, value
@@ -447,11 +462,12 @@ def parse_webhook(body: dict, config: LabellingConfig | None) -> WebhookRequest:
             raise ProtocolError(422, f"/webhook {action}: 'annotation' must be a non-empty list.")
         if not isinstance(tasks, list):
             raise ProtocolError(422, f"/webhook {action}: 'task' must be a list of the annotations' tasks.")
-        by_id = {task.get("id"): task for task in tasks if isinstance(task, dict)}
+        by_id = {task["id"]: task for task in tasks if isinstance(task, dict) and _is_id(task.get("id"))}
         pairs = []
         for i, annotation in enumerate(annotations):
             task_id = annotation.get("task") if isinstance(annotation, dict) else None
-            task = by_id.get(task_id, tasks[i] if i < len(tasks) else None)
+            fallback = tasks[i] if i < len(tasks) else None
+            task = by_id.get(task_id, fallback) if _is_id(task_id) else fallback
             pairs.append((annotation, task, f"annotation[{i}]"))
     else:
         pairs = [(annotations, tasks, "annotation")]
@@ -496,15 +512,21 @@ def annotation_event(annotation: Any, task: Any, config: LabellingConfig, where:
         raise ProtocolError(
             422, f"{where} (annotation {annotation_id}): 'result' must be a list, got {_shown(result)}."
         )
+    cancelled = annotation.get("was_cancelled")
+    if cancelled is not None and not isinstance(cancelled, bool):
+        raise ProtocolError(
+            422,
+            f"{where} (annotation {annotation_id}): 'was_cancelled' must be true or false, got {_shown(cancelled)}.",
+        )
     label = None
-    if not annotation.get("was_cancelled"):
+    if not cancelled:
         label = choice_label(result, config, f"{where} (annotation {annotation_id})")
     if label is None:
-        task_id = annotation.get("task") if isinstance(annotation.get("task"), int) else None
+        task_id = annotation.get("task") if _is_id(annotation.get("task")) else None
         return LabelEvent(annotation_id, task_id, None, None)
     task_id, value = task_value(task, config, f"{where} (annotation {annotation_id})'s task")
     if task_id is None:
-        task_id = annotation.get("task") if isinstance(annotation.get("task"), int) else None
+        task_id = annotation.get("task") if _is_id(annotation.get("task")) else None
     return LabelEvent(annotation_id, task_id, label, value)
 
 

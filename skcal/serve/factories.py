@@ -38,7 +38,24 @@ from ..models import MLP, ResNet18, SmallCNN
 from .labelconfig import LabellingConfig
 
 
-class SentenceEmbedder(TransformerMixin, BaseEstimator):
+class _FixedTransformer(TransformerMixin, BaseEstimator):
+    """A transformer with nothing to learn (pretrained or stateless): ``fit`` does nothing."""
+
+    def fit(self, X: Any, y: Any = None) -> _FixedTransformer:
+        """Do nothing: there is nothing to learn.
+
+        Returns
+        -------
+        self
+        """
+        return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Say it is fitted: it always is."""
+        return True
+
+
+class SentenceEmbedder(_FixedTransformer):
     """Texts to all-MiniLM-L6-v2 sentence vectors, the model loaded once and vectors cached in memory.
 
     The same vectors as :func:`skcal.text_embedding.sentence_embeddings`
@@ -75,19 +92,6 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         self.max_length = max_length
         self.cache_size = cache_size
         self.device = device
-
-    def fit(self, X: Any, y: Any = None) -> SentenceEmbedder:
-        """Do nothing: the embedder is pretrained.
-
-        Returns
-        -------
-        self
-        """
-        return self
-
-    def __sklearn_is_fitted__(self) -> bool:
-        """Say it is fitted: the model is pretrained."""
-        return True
 
     def load(self) -> SentenceEmbedder:
         """Load the model now (otherwise the first ``transform`` does).
@@ -171,7 +175,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         return state
 
 
-class ImageArrays(TransformerMixin, BaseEstimator):
+class ImageArrays(_FixedTransformer):
     """Decoded images (PIL) to float32 arrays of shape (n, channels, size, size) in [0, 1].
 
     Parameters
@@ -185,19 +189,6 @@ class ImageArrays(TransformerMixin, BaseEstimator):
     def __init__(self, size: int = 32, channels: int = 3):
         self.size = size
         self.channels = channels
-
-    def fit(self, X: Any, y: Any = None) -> ImageArrays:
-        """Do nothing: the conversion is fixed.
-
-        Returns
-        -------
-        self
-        """
-        return self
-
-    def __sklearn_is_fitted__(self) -> bool:
-        """Say it is fitted: the conversion is stateless."""
-        return True
 
     def transform(self, X: Any) -> np.ndarray:
         """Convert images.

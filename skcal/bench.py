@@ -52,7 +52,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -67,6 +66,7 @@ from sklearn.model_selection import train_test_split
 
 from . import datasets
 from ._data import n_samples, select_rows
+from ._io import atomic_write
 from .campaigns import (
     BenchmarkProgress,
     Campaign,
@@ -1195,8 +1195,6 @@ def prepare_output(out: str | Path, names: Sequence[str] = (), keep: bool = True
         written (a file where a parent folder should be, no permission, a
         read-only file system).
     """
-    import tempfile
-
     root = Path(out)
     if str(out) == "":
         raise BenchmarkInputError("out", "the output folder is an empty path.")
@@ -1466,17 +1464,8 @@ class CampaignStore:
         """
         campaign = {**campaign, "format": CAMPAIGN_FORMAT, "config": self.config_for(campaign["method"])}
         path = self.path(campaign["method"], campaign["seed"])
-        self.folder.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{path.stem}-", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w") as stream:
-                json.dump(_jsonable(campaign), stream)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with atomic_write(path, prefix=f".{path.stem}-") as stream:
+            stream.write(json.dumps(_jsonable(campaign)).encode())
         return path
 
 

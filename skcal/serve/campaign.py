@@ -34,7 +34,6 @@ import json
 import os
 import secrets
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from .._io import atomic_write
 from ..checkpoint import FILENAME as CHECKPOINT_FILENAME
 from ..checkpoint import CheckpointError
 from ..estimator import ContinualActiveClassifier
@@ -472,16 +472,8 @@ class CampaignStore:
 
 def _write_durably(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a flushed temporary file and ``os.replace``."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, prefix=f".{path.name}.") as stream:
+        stream.write(data)
 
 
 def _fsync_folder(folder: Path) -> None:

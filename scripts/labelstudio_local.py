@@ -87,6 +87,34 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, interva
         time.sleep(interval)
 
 
+def launch(
+    command: list[str],
+    environment: dict,
+    log_path: Path,
+    name: str,
+    url: str,
+    healthy: Callable[[], bool],
+    timeout: float,
+) -> tuple[subprocess.Popen, float]:
+    """Start ``command`` in its own session, logging to ``log_path``; wait until ``healthy()``.
+
+    Returns the process and the seconds it took to come up; raises if it exits first or times out.
+    """
+    started = time.monotonic()
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True
+        )
+
+    def up() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}; see {log_path}")
+        return healthy()
+
+    wait_for(up, timeout, f"{name} on {url} (log: {log_path})")
+    return process, time.monotonic() - started
+
+
 def http_json(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None) -> tuple:
     """Send one request; return ``(status, decoded JSON or text)`` for any status."""
     import json
@@ -164,19 +192,10 @@ class LocalLabelStudio:
             "--internal-host", "127.0.0.1", "--port", str(self.port),
             "--username", USERNAME, "--password", PASSWORD, "--user-token", self.token,
         ]  # fmt: skip
-        started = time.monotonic()
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True
-            )
-
-        def up() -> bool:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Label Studio exited with {self.process.returncode}; see {self.log}")
-            return http_json(self.url + "/health")[0] == 200
-
-        wait_for(up, timeout, f"Label Studio on {self.url} (log: {self.log})")
-        self.started_in = time.monotonic() - started
+        self.process, self.started_in = launch(
+            command, environment, self.log, "Label Studio", self.url,
+            lambda: http_json(self.url + "/health")[0] == 200, timeout,
+        )  # fmt: skip
         return self
 
     @property
@@ -218,19 +237,9 @@ class LocalBackend:
         command = [sys.executable, "-m", "skcal", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                    "--state-dir", str(self.state_dir), *self.arguments]  # fmt: skip
         environment = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-        started = time.monotonic()
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True
-            )
-
-        def up() -> bool:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"skcal serve exited with {self.process.returncode}; see {self.log}")
-            return self.health() is not None
-
-        wait_for(up, timeout, f"skcal serve on {self.url} (log: {self.log})")
-        self.started_in = time.monotonic() - started
+        self.process, self.started_in = launch(
+            command, environment, self.log, "skcal serve", self.url, lambda: self.health() is not None, timeout
+        )
         return self
 
     def health(self) -> dict | None:

@@ -39,11 +39,11 @@ from sklearn.base import clone
 from sklearn.metrics import balanced_accuracy_score
 
 from skcal import ActiveLearningSimulator, ContinualActiveClassifier
-from skcal._data import select_rows
 from skcal.bench import campaign_split, load_benchmark_data, plan_benchmark
 from skcal.modal import ContinualActiveLearner
 from skcal.query import entropy_sampling
 from skcal.stopping import MaxRounds, StabilizingPredictions, UncertaintyBelow
+from skcal.utils.data import select_rows
 
 
 def criteria(stop_set):

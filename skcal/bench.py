@@ -65,8 +65,6 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from . import datasets
-from ._data import n_samples, select_rows
-from ._io import atomic_write
 from .campaigns import (
     BenchmarkProgress,
     Campaign,
@@ -77,9 +75,12 @@ from .campaigns import (
     open_runner,
 )
 from .estimator import ContinualActiveClassifier
+from .exceptions import BenchmarkInputError
 from .models import ACTINN, MLP, ResNet18, SmallCNN
 from .query import bald_sampling, batchbald_sampling, entropy_sampling, margin_sampling
 from .replay import REPLAY_STRATEGIES, display_name
+from .utils.data import n_samples, select_rows
+from .utils.io import atomic_write
 
 #: Query strategies ``skcal bench --strategy`` takes; BALD and BatchBALD use MC dropout.
 QUERY_STRATEGIES = {
@@ -294,32 +295,6 @@ def _tabular_data(name: str, X: Any, y: np.ndarray, description: str) -> Benchma
     params = dict(module=ACTINN, module__n_features=X.shape[1], module__n_classes=len(np.unique(y)))
     params.update(_training(1e-3, torch.optim.Adam, 32, 100, 10))
     return BenchmarkData(name, X, y, params, description, model="mlp")
-
-
-class BenchmarkInputError(ValueError):
-    """A benchmark input that cannot be used, found before any training.
-
-    Parameters
-    ----------
-    parameter : str
-        The argument at fault, as the functions of this module name it
-        (``"dataset"``, ``"label_key"``, ``"data_root"``, ``"medmnist_flag"``,
-        ``"model"``, ``"methods"``, ``"budgets"``, ``"initial"``, ``"query"``,
-        ``"seeds"``, ``"pool_size"``, ``"test_size"``, ``"round_epochs"``,
-        ``"max_epochs"``, ``"device"``, ``"out"``); ``skcal bench`` reports
-        it as the flag ``--<parameter>`` with dashes.
-    message : str
-        What is wrong, and what would be right.
-
-    Attributes
-    ----------
-    parameter : str
-        As passed.
-    """
-
-    def __init__(self, parameter: str, message: str):
-        super().__init__(message)
-        self.parameter = parameter
 
 
 #: The arrays ``skcal bench`` reads from a MedMNIST-format ``.npz`` (train and test are pooled).
@@ -1156,7 +1131,7 @@ def apply_epochs(
         With ``parameter="round_epochs"`` or ``"max_epochs"`` if the
         estimator rejects the value.
     """
-    from ._validation import check_estimator_params
+    from .utils.validation import check_estimator_params
 
     for name, value in (("round_epochs", round_epochs), ("max_epochs", max_epochs)):
         if value is not None:

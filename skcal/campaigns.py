@@ -50,10 +50,11 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback
 
-from ._data import select_rows
 from .estimator import ContinualActiveClassifier
+from .exceptions import BenchmarkInputError, CampaignFailedError
 from .replay import display_name
 from .simulation import ActiveLearningSimulator
+from .utils.data import select_rows
 
 
 class BenchmarkProgress:
@@ -452,21 +453,6 @@ def _malloc_trim_threshold() -> str | None:
     return os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
-class CampaignFailedError(RuntimeError):
-    """Campaigns failed on the cluster; the other campaigns of the run finished (and were stored).
-
-    Attributes
-    ----------
-    failures : list of tuple
-        ``(campaign, exception or reason)`` of each failed campaign.
-    """
-
-    def __init__(self, failures: list):
-        self.failures = failures
-        shown = "; ".join(f"{campaign.description}: {_describe(error)}" for campaign, error in failures)
-        super().__init__(f"{len(failures)} campaign(s) failed on the Dask cluster: {shown}")
-
-
 def _describe(error: Any) -> str:
     return f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
 
@@ -600,8 +586,6 @@ def check_scheduler(scheduler: Any) -> Any:
         without ucx-py), nothing answers there, or the client is
         not connected.
     """
-    from .bench import BenchmarkInputError  # here: skcal.bench imports this module
-
     try:
         import dask
         import distributed

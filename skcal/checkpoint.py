@@ -36,9 +36,10 @@ import numpy as np
 import torch
 from sklearn.exceptions import NotFittedError
 
-from ._io import atomic_write
 from ._version import __version__ as SKCAL_VERSION
+from .exceptions import CheckpointError
 from .history import LabelledHistory
+from .utils.io import atomic_write
 
 if TYPE_CHECKING:
     from .estimator import ContinualActiveClassifier
@@ -50,10 +51,6 @@ _TEMPORARY_PREFIX = f".{FILENAME}."
 _TEMPORARY_SUFFIX = ".tmp"
 _KEYS = ("module", "optimizer", "history", "rounds", "classes", "rng", "training_log")
 _ROUND_KEYS = ("round", "strategy", "n_new", "n_history", "epochs", "samples_backpropagated", "train_seconds")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded: corrupt, inconsistent, of another format, or for another module."""
 
 
 def _plain(value: Any) -> Any:

@@ -31,8 +31,15 @@ from skorch.dataset import Dataset, unpack_data
 from skorch.utils import is_dataset
 from torch.utils.data import DataLoader
 
-from ._data import BatchedDataset, BatchIterator, collate_batch, feature_shape, is_batched_dataset, n_rows
-from ._validation import (
+from .callbacks import AutoRoundStop, QuietPrintLog, TrainAccuracyStop
+from .history import LabelledHistory
+from .replay import ReplayStrategy, SeedRound, make_strategy
+from .round import Processes, Round, RoundStopped, SingleProcess
+from .snapshot import EstimatorSnapshot
+from .utils.data import BatchedDataset, BatchIterator, collate_batch, feature_shape, is_batched_dataset, n_rows
+from .utils.embedding import last_linear_layer
+from .utils.network import check_optimizer_state, check_state_dict, reset_parameters, sizes_from_data, widened_output
+from .utils.validation import (
     check_classes,
     check_estimator_params,
     check_feature_names,
@@ -41,13 +48,6 @@ from ._validation import (
     encode_labels,
     feature_names,
 )
-from .callbacks import AutoRoundStop, QuietPrintLog, TrainAccuracyStop
-from .embedding import last_linear_layer
-from .history import LabelledHistory
-from .network import check_optimizer_state, check_state_dict, reset_parameters, sizes_from_data, widened_output
-from .replay import ReplayStrategy, SeedRound, make_strategy
-from .round import Processes, Round, RoundStopped, SingleProcess
-from .snapshot import EstimatorSnapshot
 
 # Parameters this class adds to skorch's; set_params handles them itself
 # because skorch would treat anything starting with the "replay" prefix as a
@@ -351,7 +351,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             )
 
     def get_dataset(self, X: Any, y: Any = None) -> Any:
-        """Wrap ``X`` in a :class:`~skcal._data.BatchedDataset` (one gather per batch).
+        """Wrap ``X`` in a :class:`~skcal.utils.data.BatchedDataset` (one gather per batch).
 
         A ``Dataset`` passed as ``X``, or a custom ``dataset=`` parameter, is
         used as skorch would.

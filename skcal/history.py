@@ -24,8 +24,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ._data import Features, feature_shape, move_to, n_rows, take_rows
 from .memory import balanced_draw, class_balanced, reservoir
+from .utils.data import Features, feature_shape, move_to, n_rows, take_rows
 
 
 class _GrowableTensor:

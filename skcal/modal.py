@@ -20,8 +20,8 @@ from modAL.models import ActiveLearner
 from modAL.uncertainty import uncertainty_sampling
 from sklearn.exceptions import NotFittedError
 
-from ._data import select_rows
 from .estimator import ContinualActiveClassifier
+from .utils.data import select_rows
 
 
 class ContinualActiveLearner(ActiveLearner):

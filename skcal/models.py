@@ -171,7 +171,7 @@ class TransformerClassifier(torch.nn.Module):
     a hub id, when ``local_files_only=False``). ``forward`` takes the
     tokenizer's arrays as keyword arguments, as skcal passes dict input. The
     pooled embedding (the classification head's input) is what
-    :mod:`skcal.embedding` returns for SDS2, FASS, core-set and BADGE.
+    :mod:`skcal.utils.embedding` returns for SDS2, FASS, core-set and BADGE.
 
     Parameters
     ----------

@@ -42,12 +42,12 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from skorch.utils import is_dataset
 
-from ._data import move_to, n_rows, n_samples, to_storage
-from ._data import n_samples as _n_points
-from ._validation import check_features, check_labels, encode_labels
-from .embedding import embeddings_and_logits, last_linear_layer
 from .estimator import ContinualActiveClassifier
 from .submodular import FacilityLocation, gaussian_similarity, maximize
+from .utils.data import move_to, n_rows, n_samples, to_storage
+from .utils.data import n_samples as _n_points
+from .utils.embedding import embeddings_and_logits, last_linear_layer
+from .utils.validation import check_features, check_labels, encode_labels
 
 _ROWS_SHOWN = 10  # how many offending row indices an error message lists
 _FINITE_CHUNK = 65536  # rows per isfinite pass when locating non-finite rows (bounds the mask's memory)
@@ -237,7 +237,7 @@ def pool_outputs(net: ContinualActiveClassifier, X_pool: Any, embeddings: bool =
     X_pool : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
         The pool.
     embeddings : bool, default=False
-        Also return the embeddings (see :mod:`skcal.embedding`).
+        Also return the embeddings (see :mod:`skcal.utils.embedding`).
 
     Returns
     -------

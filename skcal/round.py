@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import torch
 
+from .exceptions import RoundFailedOnAnotherProcess
+
 if TYPE_CHECKING:
     from .replay.base import ReplayStrategy
 
@@ -467,26 +469,6 @@ class Round:
 
 class RoundStopped(Exception):
     """Raised when a callback ends the round's training between epochs (it is not a failure)."""
-
-
-class RoundFailedOnAnotherProcess(RuntimeError):
-    """Raised on every process whose round was fine when another process's round failed.
-
-    The round is rolled back on every process; the failing ones raise their
-    own error.
-
-    Parameters
-    ----------
-    index : int
-        The round's id.
-    ranks : list of int
-        The processes that reported the failure.
-    """
-
-    def __init__(self, index: int, ranks: list):
-        super().__init__(f"Round {index} failed on process(es) {ranks}; it was rolled back here too (see their error).")
-        self.index = index
-        self.ranks = ranks
 
 
 __all__ = [

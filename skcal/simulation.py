@@ -21,12 +21,12 @@ from sklearn.metrics import balanced_accuracy_score
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._data import n_samples, select_rows
-from ._validation import check_labels
 from .estimator import ContinualActiveClassifier
 from .modal import ContinualActiveLearner
 from .query import _takes_random_state, entropy_sampling
 from .stopping import check_criteria
+from .utils.data import n_samples, select_rows
+from .utils.validation import check_labels
 
 
 def _resolve_size(size: Real, n_total: int, name: str) -> int:

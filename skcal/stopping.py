@@ -36,8 +36,8 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ._data import n_samples
-from ._validation import _is_int, _is_real
+from .utils.data import n_samples
+from .utils.validation import _is_int, _is_real
 
 
 def cohen_kappa(first: Any, second: Any) -> float:

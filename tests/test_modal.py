@@ -7,8 +7,8 @@ from modAL.batch import uncertainty_batch_sampling
 from modAL.uncertainty import entropy_sampling, margin_sampling, uncertainty_sampling
 from sklearn.exceptions import NotFittedError
 
-from skcal._data import select_rows
 from skcal.modal import ContinualActiveLearner
+from skcal.utils.data import select_rows
 
 
 def run_loop(learner, X_pool, y_pool, rounds, n_instances=10):

@@ -1,7 +1,7 @@
 import torch
 
-from skcal.embedding import embeddings_and_logits
 from skcal.models import MLP
+from skcal.utils.embedding import embeddings_and_logits
 
 
 def test_mlp_shapes_embedding_and_dropout():

@@ -7,7 +7,6 @@ import torch
 from conftest import MLP, make_net
 
 from skcal import ContinualActiveClassifier, LabelledHistory
-from skcal.embedding import embeddings_and_logits
 from skcal.replay import (
     DarkExperienceReplay,
     MaximallyInterferedRetrieval,
@@ -16,6 +15,7 @@ from skcal.replay import (
     SubmodularScaledDistillation,
 )
 from skcal.replay.sd import distillation_kl, plasticity
+from skcal.utils.embedding import embeddings_and_logits
 
 # -- losses against hand-computed values ---------------------------------------------
 

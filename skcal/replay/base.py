@@ -36,9 +36,9 @@ import torch
 from sklearn.base import BaseEstimator
 from skorch.dataset import unpack_data
 
-from .._data import concat_rows, move_to
 from ..history import LabelledHistory, ReplayBatch
 from ..memory import RETENTION, SAMPLING
+from ..utils.data import concat_rows, move_to
 
 if TYPE_CHECKING:
     from ..round import Round

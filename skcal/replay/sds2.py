@@ -6,9 +6,9 @@ from numbers import Integral
 
 import torch
 
-from ..embedding import embeddings_and_logits
 from ..history import ReplayBatch
 from ..submodular import ConcaveOverModular, FacilityLocation, SumOfFunctions, gaussian_similarity, maximize
+from ..utils.embedding import embeddings_and_logits
 from .base import CandidateReplay, ReplayDraw, Trainer, check_hyperparameter
 from .sd import ScaledDistillation
 
@@ -25,7 +25,7 @@ class SubmodularScaledDistillation(CandidateReplay, ScaledDistillation):
         G(S) = sum_{i in A} max_{j in S} w_ij + lambda * log(1 + sum_{j in S} h(x_j))
         w_ij = exp(-||z_i - z_j||^2 / (2 sigma^2)),   h(x) = 1 - max_k f(x)_k
 
-    where ``z`` is the penultimate-layer embedding (see :mod:`skcal.embedding`).
+    where ``z`` is the penultimate-layer embedding (see :mod:`skcal.utils.embedding`).
     The loss is :class:`ScaledDistillation`'s.
 
     Parameters

@@ -41,10 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_write
 from ..checkpoint import FILENAME as CHECKPOINT_FILENAME
 from ..checkpoint import CheckpointError
 from ..estimator import ContinualActiveClassifier
+from ..utils.io import atomic_write
 from .protocol import LabelEvent
 
 LEDGER_FILENAME = "ledger.json"

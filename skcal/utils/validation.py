@@ -15,7 +15,7 @@ from sklearn.exceptions import DataConversionWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
 
-from ._data import Features, feature_shape, n_rows, to_storage
+from .data import Features, feature_shape, n_rows, to_storage
 
 
 def _is_finite(values: Any) -> bool:

@@ -30,7 +30,7 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -40,9 +40,8 @@ from ._version import __version__ as SKCAL_VERSION
 from .exceptions import CheckpointError
 from .history import LabelledHistory
 from .utils.io import atomic_write
-
-if TYPE_CHECKING:
-    from .estimator import ContinualActiveClassifier
+from .utils.network import check_optimizer_state, check_state_dict
+from .utils.validation import check_classes
 
 FORMAT_VERSION = 2
 FILENAME = "checkpoint.pt"
@@ -51,6 +50,27 @@ _TEMPORARY_PREFIX = f".{FILENAME}."
 _TEMPORARY_SUFFIX = ".tmp"
 _KEYS = ("module", "optimizer", "history", "rounds", "classes", "rng", "training_log")
 _ROUND_KEYS = ("round", "strategy", "n_new", "n_history", "epochs", "samples_backpropagated", "train_seconds")
+
+
+class Checkpointable(Protocol):
+    """What a checkpoint needs of an estimator (a :class:`~skcal.ContinualActiveClassifier`).
+
+    Attributes
+    ----------
+    device : str, torch.device or None
+        Where the restored history goes (None: the CPU).
+    """
+
+    device: Any
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether the seed round has trained."""
+
+    def campaign_state(self) -> dict:
+        """Return the campaign as tensors and plain values."""
+
+    def load_campaign_state(self, state: dict) -> Any:
+        """Continue the campaign in ``state``, or raise and change nothing."""
 
 
 def _plain(value: Any) -> Any:
@@ -64,7 +84,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def save_checkpoint(net: ContinualActiveClassifier, directory: str | Path) -> Path:
+def save_checkpoint(net: Checkpointable, directory: str | Path) -> Path:
     """Write ``net``'s campaign state to ``directory/checkpoint.pt``, atomically.
 
     Parameters
@@ -271,7 +291,7 @@ def _check_features(history: dict, n: int) -> None:
         _require(not array.is_floating_point() or bool(torch.isfinite(array).all()), "features are not finite")
 
 
-def load_checkpoint(net: ContinualActiveClassifier, directory: str | Path) -> ContinualActiveClassifier:
+def load_checkpoint(net: Checkpointable, directory: str | Path) -> Checkpointable:
     """Restore ``net`` from ``directory/checkpoint.pt``; the next ``partial_fit`` continues the campaign.
 
     Every check runs before ``net`` changes, and a failure while loading
@@ -306,4 +326,137 @@ def load_checkpoint(net: ContinualActiveClassifier, directory: str | Path) -> Co
     return net
 
 
-__all__ = ["CheckpointError", "load_checkpoint", "read_checkpoint", "save_checkpoint"]
+class CampaignState:
+    """The campaign as tensors and plain values, and checkpoints of it, for :class:`~skcal.ContinualActiveClassifier`.
+
+    A mixin: the estimator's state goes in and out of a checkpoint through
+    these methods, and this module never imports the estimator.
+    """
+
+    def save_checkpoint(self, directory: Any) -> Any:
+        """Write the campaign state (module, optimizer, history, ``rounds_``, RNG) atomically.
+
+        See :mod:`skcal.checkpoint`.
+
+        Parameters
+        ----------
+        directory : str or Path
+            Receives ``checkpoint.pt``.
+
+        Returns
+        -------
+        Path
+            The checkpoint file.
+
+        Notes
+        -----
+        Under an accelerator every process must call it; the main process
+        writes the file (the unwrapped module's weights) and the others wait
+        for it, so :meth:`load_checkpoint` on every process finds it when the
+        directory is shared.
+        """
+        return self.processes().on_main_process(lambda: save_checkpoint(self, directory), what="save_checkpoint")
+
+    def load_checkpoint(self, directory: Any) -> CampaignState:
+        """Restore a campaign saved by :meth:`save_checkpoint`; nothing changes if it fails.
+
+        Parameters
+        ----------
+        directory : str or Path
+
+        Returns
+        -------
+        self
+        """
+        return load_checkpoint(self, directory)
+
+    def campaign_state(self) -> dict:
+        """Return the campaign as tensors and plain values: what a checkpoint stores.
+
+        Returns
+        -------
+        dict
+            ``module``, ``optimizer`` (state dicts), ``history``
+            (:meth:`LabelledHistory.state`), ``rounds``, ``classes``, ``rng``
+            (the generator's state) and ``training_log`` (skorch's history).
+        """
+        return {
+            "module": {key: value.cpu() for key, value in self.unwrapped_module().state_dict().items()},
+            "optimizer": self.optimizer_.state_dict(),
+            "history": self.labelled_history_.state(),
+            "rounds": [dict(record) for record in self.rounds_],
+            "classes": np.asarray(self.classes_),
+            "rng": self.rng_.bit_generator.state,
+            "training_log": [dict(epoch) for epoch in self.history],
+            "n_features_in": getattr(self, "n_features_in_", None),
+            "feature_names_in": None if not hasattr(self, "feature_names_in_") else list(self.feature_names_in_),
+        }
+
+    def load_campaign_state(self, state: dict) -> CampaignState:
+        """Continue the campaign in ``state`` (from :meth:`campaign_state`); nothing changes if it fails.
+
+        The module is initialised if needed (sized from the stored history
+        and classes, with the output grown if ``grow_output`` added classes),
+        then the weights, optimizer state, history, ``rounds_``, ``rng_`` and
+        skorch's training log are replaced.
+
+        Parameters
+        ----------
+        state : dict
+            As :meth:`campaign_state` returns it, with ``history`` already a
+            :class:`LabelledHistory` and ``classes`` an array.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            If the module or optimizer does not match the state (the message
+            names the first mismatch).
+        """
+        if self.classes is not None and not self.grow_output:
+            declared = check_classes(self.classes)
+            if len(declared) != len(state["classes"]) or np.any(declared != np.sort(np.asarray(state["classes"]))):
+                raise ValueError(f"classes={declared.tolist()} differs from the state's {list(state['classes'])}")
+        with self._rolled_back_on_failure():
+            self.labelled_history_, self.fitted_classes_ = state["history"], np.asarray(state["classes"])
+            for attribute in ("n_features_in_", "feature_names_in_"):
+                self.__dict__.pop(attribute, None)
+            if state.get("n_features_in") is not None:
+                self.n_features_in_ = int(state["n_features_in"])
+            if state.get("feature_names_in") is not None:
+                self.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
+            if not self.initialized_:
+                with torch.random.fork_rng(devices=[]):  # weights about to be replaced: leave the user's RNG alone
+                    self.initialize()
+            self._widen_output_to_classes()
+            module = self.unwrapped_module()
+            check_state_dict(module, state["module"])
+            module.load_state_dict(state["module"])
+            self.initialize_optimizer()
+            check_optimizer_state(self.optimizer_, state["optimizer"])
+            self.optimizer_.load_state_dict(state["optimizer"])
+            self.rounds_ = [dict(record) for record in state["rounds"]]
+            rng = np.random.default_rng()
+            rng.bit_generator.state = state["rng"]
+            self.rng_ = rng
+            self.history.clear()
+            for epoch in state["training_log"]:
+                self.history.append(dict(epoch))
+            # the stored points must go through the module and come out as one finite logit per class
+            logits = self._logits(self.labelled_history_.batch(torch.arange(1)).X, device="cpu")
+            if logits.shape != (1, len(self.fitted_classes_)) or not bool(torch.isfinite(logits).all()):
+                raise ValueError(f"the module gives {tuple(logits.shape)} logits (finite: {logits.isfinite().all()})")
+        return self
+
+
+__all__ = [
+    "CampaignState",
+    "CheckpointError",
+    "Checkpointable",
+    "load_checkpoint",
+    "read_checkpoint",
+    "save_checkpoint",
+]

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any
+from contextlib import AbstractContextManager, contextmanager
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -32,21 +33,23 @@ from skorch.utils import is_dataset
 from torch.utils.data import DataLoader
 
 from .callbacks import AutoRoundStop, QuietPrintLog, TrainAccuracyStop
+from .checkpoint import CampaignState
 from .history import LabelledHistory
+from .labels import LabelChanges
+from .processes import SINGLE_PROCESS, AcceleratorProcesses, Processes
 from .replay import ReplayStrategy, SeedRound, make_strategy
-from .round import Processes, Round, RoundStopped, SingleProcess
+from .round import Round, RoundStopped
 from .snapshot import EstimatorSnapshot
-from .utils.data import BatchedDataset, BatchIterator, collate_batch, feature_shape, is_batched_dataset, n_rows
-from .utils.embedding import last_linear_layer
-from .utils.network import check_optimizer_state, check_state_dict, reset_parameters, sizes_from_data, widened_output
+from .utils.data import BatchedDataset, BatchIterator, ValidatedFeatures, collate_batch, is_batched_dataset
+from .utils.network import reset_parameters, sizes_from_data
+from .utils.params import Interval, InvalidParameterError, Options, StrOptions, check_parameters
 from .utils.validation import (
+    LabelledBatch,
     check_classes,
-    check_estimator_params,
     check_feature_names,
     check_features,
-    check_labels,
     encode_labels,
-    feature_names,
+    validate_data,
 )
 
 # Parameters this class adds to skorch's; set_params handles them itself
@@ -69,7 +72,6 @@ _OWN_PARAMS = frozenset(
 
 # Round events after which the processes of a data-parallel round check in with each other.
 _AGREED_EVENTS = frozenset({"on_train_begin", "on_epoch_begin", "on_epoch_end", "on_train_end"})
-_SINGLE_PROCESS = SingleProcess()
 
 
 def _accuracy_on_encoded(net: ContinualActiveClassifier, X: Any, y: Any) -> float:
@@ -78,7 +80,7 @@ def _accuracy_on_encoded(net: ContinualActiveClassifier, X: Any, y: Any) -> floa
     return float(np.mean(predicted == np.asarray(y)))
 
 
-class ContinualActiveClassifier(NeuralNetClassifier):
+class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier):
     """A skorch classifier whose ``partial_fit`` performs one Continual Active Learning round.
 
     ``fit(X, y)`` trains from scratch on the seed set (Algorithm 1, lines 3-6)
@@ -195,6 +197,20 @@ class ContinualActiveClassifier(NeuralNetClassifier):
     """
 
     prefixes_ = NeuralNetClassifier.prefixes_ + ["replay"]
+    #: The rule of each parameter checked by :meth:`check_params` (scikit-learn's constraint language).
+    _parameter_constraints: dict = {
+        "replay_size": [Interval(Integral, 0, None, closed="left"), None],
+        "round_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "max_epochs": [Interval(Integral, 0, None, closed="left")],
+        "train_accuracy_stop": [Interval(Real, 0, 1, closed="both"), None],
+        "scale_lr": ["boolean"],
+        "reset_optimizer": ["boolean"],
+        "grow_output": ["boolean"],
+        "warm_start": ["boolean"],
+        "random_state": ["random_state"],
+    }
+    _batch_size_rule: ClassVar[list] = [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})]
+    _lr_rule: ClassVar[list] = [Interval(Real, 0, None, closed="left")]
     #: The round being trained; None between rounds.
     round_: Round | None = None
 
@@ -220,11 +236,9 @@ class ContinualActiveClassifier(NeuralNetClassifier):
     def _initialize_accelerator(self) -> ContinualActiveClassifier:
         """Prepare the components with the accelerator (with skorch's ``AccelerateMixin`` only).
 
-        See :func:`skcal.accelerate.prepare_components`.
+        See :meth:`skcal.processes.AcceleratorProcesses.prepare_components`.
         """
-        from .accelerate import prepare_components
-
-        prepare_components(self)
+        self.processes().prepare_components(self)
         return self
 
     def __init__(
@@ -373,7 +387,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
                 kwargs.setdefault("generator", self.round_.shuffle_generator)
             if is_batched_dataset(dataset):
                 # an accelerator shards DataLoaders only: it would give every process every batch of a BatchIterator
-                if set(kwargs) <= BatchIterator.accepted and self._accelerator() is None:
+                if set(kwargs) <= BatchIterator.accepted and not self.processes().shards_data_loaders:
                     return BatchIterator(dataset, **kwargs)
                 kwargs.setdefault("collate_fn", collate_batch)
             # A DataLoader without a generator draws its base seed from torch's
@@ -461,13 +475,9 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         loss : torch.Tensor
             The step's scalar loss.
         """
-        accelerator = self._accelerator()
-        if accelerator is None:
-            loss.backward()
-            return
         if self.round_ is not None:
             self.round_.checkpoint()
-        accelerator.backward(loss)
+        self.processes().backward(loss)
 
     def autocast(self) -> AbstractContextManager:
         """Return the context a training step's forward pass and loss run in.
@@ -479,8 +489,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         -------
         context manager
         """
-        accelerator = self._accelerator()
-        return nullcontext() if accelerator is None else accelerator.autocast()
+        return self.processes().autocast()
 
     def unwrapped_module(self) -> torch.nn.Module:
         """Return the network without the wrappers an accelerator adds (distributed, mixed precision).
@@ -493,8 +502,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         -------
         torch.nn.Module
         """
-        accelerator = self._accelerator()
-        return self.module_ if accelerator is None else accelerator.unwrap_model(self.module_)
+        return self.processes().unwrap(self.module_)
 
     def processes(self) -> Processes:
         """Return the processes that train this estimator's rounds together.
@@ -502,18 +510,12 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         Returns
         -------
         Processes
-            :class:`~skcal.round.SingleProcess`, or with an accelerator
-            :class:`skcal.accelerate.AcceleratorProcesses` over its processes.
+            :class:`~skcal.processes.SingleProcess`, or, with skorch's
+            ``AccelerateMixin``, :class:`~skcal.processes.AcceleratorProcesses`
+            over its accelerator's processes.
         """
-        if self._accelerator() is None:
-            return _SINGLE_PROCESS
-        from .accelerate import AcceleratorProcesses
-
-        return AcceleratorProcesses(self.accelerator)
-
-    def _accelerator(self) -> Any:
-        """Return the accelerator of skorch's ``AccelerateMixin``, or None."""
-        return self.__dict__.get("accelerator")
+        accelerator = self.__dict__.get("accelerator")
+        return SINGLE_PROCESS if accelerator is None else AcceleratorProcesses(accelerator)
 
     def notify(self, method_name: str, **cb_kwargs: Any) -> None:
         """Call the callbacks; a ``KeyboardInterrupt`` from ``on_epoch_end`` ends the round.
@@ -586,6 +588,46 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         self.initialize_optimizer()
 
     # -- public API --------------------------------------------------------
+    def check_params(self) -> None:
+        """Check every parameter against its rule; ``fit`` and ``partial_fit`` call this before anything changes.
+
+        The single-parameter rules are :attr:`_parameter_constraints`; the
+        rules that span parameters are here: the training and prediction
+        batch sizes (``batch_size`` and the ``iterator_*__batch_size`` that
+        override it) and the learning rate (``optimizer__lr`` over ``lr``),
+        and that ``device`` and ``history_device`` exist on this machine.
+
+        Raises
+        ------
+        sklearn.utils._param_validation.InvalidParameterError
+            A ``ValueError`` naming the parameter, its value and the accepted values.
+        """
+        check_parameters(self)
+        batch_sizes = {"batch_size": self.batch_size}
+        for prefix in ("iterator_train", "iterator_valid"):
+            if (size := self.get_params_for(prefix).get("batch_size")) is not None:
+                batch_sizes[f"{prefix}__batch_size"] = size
+        check_parameters(self, dict.fromkeys(batch_sizes, self._batch_size_rule), params=batch_sizes)
+        lr = self.get_params_for("optimizer").get("lr", self.lr)
+        check_parameters(self, {"lr": self._lr_rule}, params={"lr": lr})
+        for name in ("device", "history_device"):
+            if getattr(self, name) is None:
+                continue
+            try:
+                device = torch.device(getattr(self, name))
+            except (RuntimeError, TypeError):
+                device = None
+            if device is None:
+                raise InvalidParameterError(
+                    f"{name}={getattr(self, name)!r} is not valid: it must be a torch device such as 'cpu' or "
+                    "'cuda', or None."
+                )
+            if device.type == "cuda" and not torch.cuda.is_available():
+                raise InvalidParameterError(
+                    f"{name}={getattr(self, name)!r} is not valid: it must be a device this machine has "
+                    "(this torch build or machine has no CUDA GPU)."
+                )
+
     def fit(self, X: Any, y: Any, **fit_params: Any) -> ContinualActiveClassifier:
         """Train from scratch on ``(X, y)``, the seed round; the history becomes exactly ``(X, y)``.
 
@@ -605,9 +647,10 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         -------
         self
         """
-        check_estimator_params(self)
+        self.check_params()
         classes = check_classes(self.classes) if self.classes is not None else None
-        self._seed_round(X, y, classes, reinitialize=not (self.warm_start and self.initialized_), **fit_params)
+        batch = validate_data(self, X, y, reset=True)
+        self._seed_round(batch, classes, reinitialize=not (self.warm_start and self.initialized_), **fit_params)
         return self
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None, **fit_params: Any) -> ContinualActiveClassifier:
@@ -638,20 +681,18 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         -------
         self
         """
-        check_estimator_params(self)
+        self.check_params()
         if not self.__sklearn_is_fitted__():
             declared = classes if classes is not None else self.classes
             declared = check_classes(declared) if declared is not None else None
-            self._seed_round(X, y, declared, reinitialize=not self.initialized_, **fit_params)
+            self._seed_round(validate_data(self, X, y, reset=True), declared, not self.initialized_, **fit_params)
             return self
         if classes is not None and not np.array_equal(check_classes(classes), self.classes_):
             raise ValueError(
                 f"classes={list(classes)!r} differs from the classes fixed by the first call, {self.classes_.tolist()}."
             )
-        history = self.labelled_history_
-        check_feature_names(X, getattr(self, "feature_names_in_", None))
-        data = check_features(X, history.feature_shape, history.is_sparse)
-        raw_labels = check_labels(y, n_rows(data))
+        batch = validate_data(self, X, y, reset=False)
+        raw_labels = batch.labels
         strategy = make_strategy(self.replay, self.get_params_for("replay"))
         new_labels = self._unseen_labels(raw_labels) if self.grow_output else []
         if not len(new_labels):
@@ -660,7 +701,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             if len(new_labels):
                 self._grow_output_layer(new_labels)
                 labels = encode_labels(raw_labels, self.classes_)
-            self._train_round(strategy, data, labels, **fit_params)
+            self._train_round(strategy, batch.features, labels, **fit_params)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -702,132 +743,6 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         best = self.predict_proba(X).argmax(axis=1)
         return self.classes_[best]
 
-    def save_checkpoint(self, directory: Any) -> Any:
-        """Write the campaign state (module, optimizer, history, ``rounds_``, RNG) atomically.
-
-        See :mod:`skcal.checkpoint`.
-
-        Parameters
-        ----------
-        directory : str or Path
-            Receives ``checkpoint.pt``.
-
-        Returns
-        -------
-        Path
-            The checkpoint file.
-
-        Notes
-        -----
-        Under an accelerator every process must call it; the main process
-        writes the file (the unwrapped module's weights) and the others wait
-        for it, so :meth:`load_checkpoint` on every process finds it when the
-        directory is shared.
-        """
-        from .checkpoint import save_checkpoint
-
-        if self._accelerator() is None:
-            return save_checkpoint(self, directory)
-        from .accelerate import on_main_process
-
-        return on_main_process(self.processes(), lambda: save_checkpoint(self, directory), what="save_checkpoint")
-
-    def load_checkpoint(self, directory: Any) -> ContinualActiveClassifier:
-        """Restore a campaign saved by :meth:`save_checkpoint`; nothing changes if it fails.
-
-        Parameters
-        ----------
-        directory : str or Path
-
-        Returns
-        -------
-        self
-        """
-        from .checkpoint import load_checkpoint
-
-        return load_checkpoint(self, directory)
-
-    def campaign_state(self) -> dict:
-        """Return the campaign as tensors and plain values: what a checkpoint stores.
-
-        Returns
-        -------
-        dict
-            ``module``, ``optimizer`` (state dicts), ``history``
-            (:meth:`LabelledHistory.state`), ``rounds``, ``classes``, ``rng``
-            (the generator's state) and ``training_log`` (skorch's history).
-        """
-        return {
-            "module": {key: value.cpu() for key, value in self.unwrapped_module().state_dict().items()},
-            "optimizer": self.optimizer_.state_dict(),
-            "history": self.labelled_history_.state(),
-            "rounds": [dict(record) for record in self.rounds_],
-            "classes": np.asarray(self.classes_),
-            "rng": self.rng_.bit_generator.state,
-            "training_log": [dict(epoch) for epoch in self.history],
-            "n_features_in": getattr(self, "n_features_in_", None),
-            "feature_names_in": None if not hasattr(self, "feature_names_in_") else list(self.feature_names_in_),
-        }
-
-    def load_campaign_state(self, state: dict) -> ContinualActiveClassifier:
-        """Continue the campaign in ``state`` (from :meth:`campaign_state`); nothing changes if it fails.
-
-        The module is initialised if needed (sized from the stored history
-        and classes, with the output grown if ``grow_output`` added classes),
-        then the weights, optimizer state, history, ``rounds_``, ``rng_`` and
-        skorch's training log are replaced.
-
-        Parameters
-        ----------
-        state : dict
-            As :meth:`campaign_state` returns it, with ``history`` already a
-            :class:`LabelledHistory` and ``classes`` an array.
-
-        Returns
-        -------
-        self
-
-        Raises
-        ------
-        ValueError
-            If the module or optimizer does not match the state (the message
-            names the first mismatch).
-        """
-        if self.classes is not None and not self.grow_output:
-            declared = check_classes(self.classes)
-            if len(declared) != len(state["classes"]) or np.any(declared != np.sort(np.asarray(state["classes"]))):
-                raise ValueError(f"classes={declared.tolist()} differs from the state's {list(state['classes'])}")
-        with self._rolled_back_on_failure():
-            self.labelled_history_, self.fitted_classes_ = state["history"], np.asarray(state["classes"])
-            for attribute in ("n_features_in_", "feature_names_in_"):
-                self.__dict__.pop(attribute, None)
-            if state.get("n_features_in") is not None:
-                self.n_features_in_ = int(state["n_features_in"])
-            if state.get("feature_names_in") is not None:
-                self.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
-            if not self.initialized_:
-                with torch.random.fork_rng(devices=[]):  # weights about to be replaced: leave the user's RNG alone
-                    self.initialize()
-            self._widen_output_to_classes()
-            module = self.unwrapped_module()
-            check_state_dict(module, state["module"])
-            module.load_state_dict(state["module"])
-            self.initialize_optimizer()
-            check_optimizer_state(self.optimizer_, state["optimizer"])
-            self.optimizer_.load_state_dict(state["optimizer"])
-            self.rounds_ = [dict(record) for record in state["rounds"]]
-            rng = np.random.default_rng()
-            rng.bit_generator.state = state["rng"]
-            self.rng_ = rng
-            self.history.clear()
-            for epoch in state["training_log"]:
-                self.history.append(dict(epoch))
-            # the stored points must go through the module and come out as one finite logit per class
-            logits = self._logits(self.labelled_history_.batch(torch.arange(1)).X, device="cpu")
-            if logits.shape != (1, len(self.fitted_classes_)) or not bool(torch.isfinite(logits).all()):
-                raise ValueError(f"the module gives {tuple(logits.shape)} logits (finite: {logits.isfinite().all()})")
-        return self
-
     # -- rounds ------------------------------------------------------------
     @contextmanager
     def _rolled_back_on_failure(self) -> Iterator[None]:
@@ -843,11 +758,10 @@ class ContinualActiveClassifier(NeuralNetClassifier):
                     error.add_note(f"Restoring the estimator after this error failed too: {restore_error!r}")
             raise
 
-    def _seed_round(self, X: Any, y: Any, classes: np.ndarray | None, reinitialize: bool, **fit_params: Any) -> None:
-        names = feature_names(X)
-        data = check_features(X)
-        labels = check_labels(y, n_rows(data))
-        shape = feature_shape(data)
+    def _seed_round(
+        self, batch: LabelledBatch, classes: np.ndarray | None, reinitialize: bool, **fit_params: Any
+    ) -> None:
+        labels, shape = batch.labels, batch.features.shape
         if classes is None:
             try:
                 classes = np.unique(labels)
@@ -862,29 +776,23 @@ class ContinualActiveClassifier(NeuralNetClassifier):
                 self.__dict__.pop(attribute, None)
             if isinstance(shape, tuple) and len(shape) == 1:
                 self.n_features_in_ = shape[0]
-            if names is not None:
-                self.feature_names_in_ = names
+            if batch.feature_names is not None:
+                self.feature_names_in_ = batch.feature_names
             seed = None if self.random_state is None else check_random_state(self.random_state).randint(2**31 - 1)
-            if self._accelerator() is not None:  # every process of a campaign draws alike
-                from .accelerate import shared_seed
-
-                seed = shared_seed(self.processes(), seed)
-            self.rng_ = np.random.default_rng(seed)
+            self.rng_ = np.random.default_rng(self.processes().shared_seed(seed))  # every process draws alike
             self.labelled_history_ = LabelledHistory(self._history_device())
             self.rounds_ = []
-            self._train_round(SeedRound(reinitialize=reinitialize), data, encoded, **fit_params)
+            self._train_round(SeedRound(reinitialize=reinitialize), batch.features, encoded, **fit_params)
 
     def _training_device(self) -> torch.device:
-        accelerator = self._accelerator()
-        if self.device is None and accelerator is not None:
-            device = torch.device(accelerator.device)
-            return torch.device("cpu") if device.type == "cpu" else device
-        return torch.device("cpu" if self.device is None else self.device)
+        if self.device is None:
+            return self.processes().device() or torch.device("cpu")
+        return torch.device(self.device)
 
     def _history_device(self) -> torch.device:
         return self._training_device() if self.history_device is None else torch.device(self.history_device)
 
-    def _train_round(self, strategy: ReplayStrategy, X: Any, y: torch.Tensor, **fit_params: Any) -> None:
+    def _train_round(self, strategy: ReplayStrategy, X: ValidatedFeatures, y: torch.Tensor, **fit_params: Any) -> None:
         """Train one round with ``strategy``, then commit the new points and the round's record.
 
         With an accelerator the processes train the round together: each
@@ -906,7 +814,7 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         round_ = Round(
             index=len(self.rounds_),
             strategy=strategy,
-            n_new=n_rows(X),
+            n_new=X.n_rows,
             n_history=n_history,
             batch_size=processes.local_size(batch_size),
             replay_size=processes.local_size(batch_size if self.replay_size is None else int(self.replay_size)),
@@ -916,19 +824,14 @@ class ContinualActiveClassifier(NeuralNetClassifier):
             device=device,
             processes=processes,
         )
-        accelerated = self._accelerator() is not None
         try:
             with self._in_round(round_):
                 round_.start_clock()
-                if accelerated:
-                    from .accelerate import prepare_round, release_round
-
-                    round_.agree_on_inputs(y, len(y_train))
-                    release_round(self)  # strategies rebuild and reset the bare module and optimizer
+                round_.agree_on_inputs(y, len(y_train))
+                processes.release_round(self)  # strategies rebuild and reset the bare module and optimizer
                 strategy.prepare_model(self)
-                if accelerated:
-                    round_.checkpoint()
-                    prepare_round(self)
+                round_.checkpoint()
+                processes.prepare_round(self)
                 self._check_criterion()
                 round_.scale_learning_rate(self.optimizer_, strategy.learning_rate_factor(self))
                 try:
@@ -974,18 +877,15 @@ class ContinualActiveClassifier(NeuralNetClassifier):
         samples are counted as forwarded.
         """
         self._set_training(False)
-        accelerator, round_ = self._accelerator(), self.round_
+        processes, round_ = self.processes(), self.round_
         outputs = []
         with torch.no_grad():
             for Xb, _ in self.get_iterator(self.get_dataset(X), training=False):
                 output = self.infer(Xb, **fit_params)
                 if round_ is not None:
                     round_.count(forwarded=len(output))
-                if accelerator is not None:
-                    if round_ is not None:  # a process whose forward failed reports it here, not in the gather
-                        round_.checkpoint()
-                    output = accelerator.gather_for_metrics(output)
-                outputs.append(output.to(device))
+                    round_.checkpoint()  # a process whose forward failed reports it here, not in the gather
+                outputs.append(processes.gather(output).to(device))
         return torch.cat(outputs)
 
     def _check_criterion(self) -> None:
@@ -994,122 +894,3 @@ class ContinualActiveClassifier(NeuralNetClassifier):
                 "ContinualActiveClassifier needs a module that returns logits and a criterion on "
                 "logits (CrossEntropyLoss); NLLLoss on probabilities is not supported."
             )
-
-    # -- labels first seen in a later round (grow_output) ------------------
-    def _widen_output_to_classes(self) -> None:
-        """With ``grow_output``, give a module built for fewer classes one output per class in ``classes_``."""
-        layer = last_linear_layer(self.unwrapped_module())
-        if self.grow_output and layer is not None and layer.out_features < len(self.fitted_classes_):
-            self.module_ = widened_output(self.unwrapped_module(), len(self.fitted_classes_) - layer.out_features)
-
-    def _unseen_labels(self, labels: np.ndarray) -> np.ndarray:
-        known = set(self.classes_.tolist())
-        return np.array(sorted({label for label in labels.tolist() if label not in known}))
-
-    def _grow_output_layer(self, new_labels: np.ndarray) -> None:
-        """Add one output unit per new label to the module's last Linear layer."""
-        layer = last_linear_layer(self.unwrapped_module())
-        if layer is None or layer.out_features != len(self.classes_):
-            raise ValueError(
-                f"grow_output needs the module's last torch.nn.Linear layer to emit one logit per class "
-                f"({len(self.classes_)}); found {layer!r}. Declare every label with classes= instead."
-            )
-        seed = int(self.rng_.integers(2**62))  # the new units' weights are part of the seeded campaign
-        with torch.random.fork_rng(devices=[], enabled=self.random_state is not None):
-            if self.random_state is not None:
-                torch.manual_seed(seed)
-            self.module_ = widened_output(self.unwrapped_module(), len(new_labels))
-        self.fitted_classes_ = np.concatenate([self.classes_, new_labels])
-        self.labelled_history_.widen_logits(len(self.fitted_classes_))
-        self.initialize_optimizer()
-
-    # -- corrections between rounds: a label changed or withdrawn ----------
-    def relabel(self, indices: Any, y: Any) -> ContinualActiveClassifier:
-        """Correct the labels of points already in the labelled history (an annotator changed their mind).
-
-        The points keep their features, round ids and stored logits (the
-        model's outputs at the end of their round, which DER and SD distil
-        towards); from the next round on, replay and the AL baselines train
-        on the new labels. The weights do not change until that round.
-        Everything is checked first: a call that raises changes nothing.
-        A checkpoint saved afterwards keeps the new labels.
-
-        Parameters
-        ----------
-        indices : array-like of int
-            Distinct positions in ``labelled_history_`` (``0 <= i < len(history)``).
-        y : array-like
-            The new labels, one per index, each one of ``classes_``.
-
-        Returns
-        -------
-        self
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before the seed round.
-        ValueError
-            For bad indices (out of range, repeated, not integers), a label
-            count that differs from the index count, or a label outside
-            ``classes_``.
-        """
-        from sklearn.exceptions import NotFittedError
-
-        if not self.__sklearn_is_fitted__():
-            raise NotFittedError("relabel() needs a labelled history: run the seed round first.")
-        history = self.labelled_history_
-        positions = history.checked_positions(indices)
-        encoded = encode_labels(check_labels(y, len(positions)), self.classes_)
-        history.relabel(positions, encoded)
-        return self
-
-    def forget(self, indices: Any) -> ContinualActiveClassifier:
-        """Remove points from the labelled history, so that no later round replays or trains on them.
-
-        For a label that was withdrawn (a deleted annotation). The other
-        points keep their order, labels, stored logits and round ids; a
-        bounded replay memory loses the forgotten points. The weights keep
-        what the points taught them until later rounds train on without
-        them (``replay="retrain"`` starts afresh every round). Each round
-        record in ``rounds_`` counts its forgotten points as ``n_forgotten``
-        (``n_new`` stays what the round trained on). Everything is checked
-        first, and the new history replaces the old one in one assignment:
-        a call that raises changes nothing. Checkpoints keep the result.
-
-        Parameters
-        ----------
-        indices : array-like of int
-            Distinct positions in ``labelled_history_``.
-
-        Returns
-        -------
-        self
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before the seed round.
-        ValueError
-            For bad indices, or indices covering every labelled point (start
-            a new campaign with ``fit`` instead).
-        """
-        from sklearn.exceptions import NotFittedError
-
-        if not self.__sklearn_is_fitted__():
-            raise NotFittedError("forget() needs a labelled history: run the seed round first.")
-        history = self.labelled_history_
-        positions = history.checked_positions(indices)
-        if len(positions) == len(history):
-            raise ValueError(
-                f"forget() would remove all {len(history)} labelled points; start a new campaign with fit() instead."
-            )
-        rounds_of_forgotten = history.rounds[torch.from_numpy(positions).to(history.device)].cpu().numpy()
-        forgotten_rounds = np.bincount(rounds_of_forgotten, minlength=len(self.rounds_))
-        remaining = history.without(positions)
-        records = [dict(record) for record in self.rounds_]
-        for record, count in zip(records, forgotten_rounds.tolist(), strict=False):
-            if count:
-                record["n_forgotten"] = int(record.get("n_forgotten", 0)) + count
-        self.labelled_history_, self.rounds_ = remaining, records
-        return self

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 import torch
 
 from .memory import balanced_draw, class_balanced, reservoir
-from .utils.data import Features, feature_shape, move_to, n_rows, take_rows
+from .utils.data import Features, ValidatedFeatures, feature_shape, move_to, n_rows, take_rows
 
 
 class _GrowableTensor:
@@ -198,9 +198,10 @@ class LabelledHistory:
         return 0 if self._n == 0 else int(self._rounds.buffer[self._n - 1]) + 1
 
     # -- writing -----------------------------------------------------------
-    def _allocate(self, X: Features) -> None:
-        self._feature_shape = feature_shape(X)
-        self._sparse = sp.issparse(X)
+    def _allocate(self, points: ValidatedFeatures) -> None:
+        X = points.data
+        self._feature_shape = points.shape
+        self._sparse = points.sparse
         if self._sparse:
             self._X = _GrowableCSR(X.shape[1])
         elif isinstance(X, dict):
@@ -210,23 +211,35 @@ class LabelledHistory:
         self._y = _GrowableTensor((), torch.int64, self.device)
         self._rounds = _GrowableTensor((), torch.int64, self.device)
 
-    def stage(self, X: Features, y: torch.Tensor) -> None:
+    def stage(self, X: Features | ValidatedFeatures, y: torch.Tensor) -> None:
         """Write a round's new points after the committed ones, without committing them.
 
         Parameters
         ----------
-        X : Features
-            New points in storage form, with the history's feature shape.
+        X : ValidatedFeatures or Features
+            New points. Validated features (from
+            :func:`~skcal.utils.validation.validate_features` against this
+            history's feature shape) are trusted; plain storage-form features
+            are checked against the history's feature shape here.
         y : torch.Tensor
             Their encoded labels.
+
+        Raises
+        ------
+        ValueError
+            If plain features do not have the history's feature shape or sparsity.
         """
+        points = X
+        if not isinstance(X, ValidatedFeatures):
+            points = ValidatedFeatures(X, n_rows(X), feature_shape(X), sp.issparse(X))
         if self._feature_shape is None:
-            self._allocate(X)
-        elif feature_shape(X) != self._feature_shape or sp.issparse(X) != self._sparse:
-            raise ValueError(
-                f"New points have feature shape {feature_shape(X)}, the history has {self._feature_shape}."
-            )
-        start, count = self._n, n_rows(X)
+            self._allocate(points)
+        elif not isinstance(X, ValidatedFeatures) and (
+            points.shape != self._feature_shape or points.sparse != self._sparse
+        ):
+            raise ValueError(f"New points have feature shape {points.shape}, the history has {self._feature_shape}.")
+        X = points.data
+        start, count = self._n, points.n_rows
         if isinstance(self._X, dict):
             for key, store in self._X.items():
                 store.write(start, X[key])

@@ -23,93 +23,16 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from .exceptions import RoundFailedOnAnotherProcess
+from .processes import EXCHANGE_WIDTH, SINGLE_PROCESS, Agreement, Processes, SingleProcess, process_generator
 
 if TYPE_CHECKING:
     from .replay.base import ReplayStrategy
-
-#: Values in one process's row of an exchange (:meth:`Processes.exchange`).
-EXCHANGE_WIDTH = 8
-# the row: [failed, kind, sequence number, up to 5 values]
-_CHECKPOINT, _EPOCH, _EVENT, _FINISH, _INPUTS = 1, 2, 3, 4, 5
-
-
-class Processes(Protocol):
-    """The processes that train a round together, as the round sees them.
-
-    :class:`SingleProcess` is the one process of ordinary training;
-    :class:`skcal.accelerate.AcceleratorProcesses` is every process an
-    accelerator runs.
-
-    Attributes
-    ----------
-    rank : int
-        This process's index, ``0 <= rank < world_size``.
-    world_size : int
-        How many processes train the round.
-    """
-
-    rank: int
-    world_size: int
-
-    def exchange(self, row: np.ndarray) -> np.ndarray:
-        """Give every process every process's ``row``: a collective all processes must call.
-
-        Parameters
-        ----------
-        row : ndarray of shape (EXCHANGE_WIDTH,)
-            This process's values (float64).
-
-        Returns
-        -------
-        ndarray of shape (world_size, EXCHANGE_WIDTH)
-            Row ``r`` is process ``r``'s, the same on every process.
-        """
-
-    def local_size(self, size: int) -> int:
-        """Return the share of a batch of ``size`` points each process takes per step."""
-
-
-class SingleProcess:
-    """The one process of ordinary training: exchanging rows with oneself returns one's own row."""
-
-    rank = 0
-    world_size = 1
-
-    def exchange(self, row: np.ndarray) -> np.ndarray:
-        """Return ``row`` as a one-row table."""
-        return np.asarray(row, dtype=np.float64)[None]
-
-    def local_size(self, size: int) -> int:
-        """Return ``size``: the one process takes every point."""
-        return size
-
-
-def process_generator(seed: int, rank: int) -> np.random.Generator:
-    """Return process ``rank``'s generator for a round seeded with ``seed``.
-
-    Processes training one round together share its seed (it comes from
-    ``random_state``) and each draws its replay batches from
-    ``numpy.random.SeedSequence(seed).spawn(world_size)[rank]``: independent
-    streams, reproducible from ``random_state`` and the process count.
-
-    Parameters
-    ----------
-    seed : int
-        The round's seed.
-    rank : int
-        The process's index.
-
-    Returns
-    -------
-    numpy.random.Generator
-    """
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(rank,)))
 
 
 @dataclass
@@ -198,22 +121,21 @@ class Round:
     start_accuracy: float = float("nan")
     seconds: float = float("nan")
     device: torch.device = torch.device("cpu")
-    processes: Processes = field(default_factory=SingleProcess, repr=False)
+    processes: Processes = field(default=SINGLE_PROCESS, repr=False)
     rng: np.random.Generator = field(init=False, repr=False)
     replay_rng: np.random.Generator = field(init=False, repr=False)
     shuffle_generator: torch.Generator = field(init=False, repr=False)
+    agreement: Agreement = field(init=False, repr=False)
     _correct: list = field(default_factory=list, repr=False)
     _correct_new: list = field(default_factory=list, repr=False)
     _saved_lrs: list = field(default_factory=list, repr=False)
     _started: float = field(default=0.0, repr=False)
-    _exchanges: int = field(default=0, repr=False)
-    _settled: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
-        several = self.processes.world_size > 1
-        self.replay_rng = process_generator(self.seed, self.processes.rank) if several else self.rng
+        self.replay_rng = self.processes.replay_generator(self.seed, self.rng)
         self.shuffle_generator = torch.Generator().manual_seed(self.seed)
+        self.agreement = Agreement(self.processes, self.index)
 
     # -- accounting --------------------------------------------------------
     def start_clock(self) -> None:
@@ -268,7 +190,7 @@ class Round:
         With several processes the accuracies are over every process's
         samples (an exchange, so every process must call it), and identical on each.
         """
-        if self.processes.world_size > 1:
+        if self.agreement.several:
             return self._end_epoch_together()
         if not self._correct:
             return False
@@ -285,8 +207,8 @@ class Round:
         correct = torch.cat(self._correct) if self._correct else torch.zeros(0, dtype=torch.bool)
         new = torch.cat(self._correct_new) if self._correct_new else torch.zeros(0, dtype=torch.bool)
         self._correct, self._correct_new = [], []
-        local = [int(correct.sum()), len(correct), int(new.sum()), len(new)]
-        n_correct, n, n_correct_new, n_new = self._exchange(_EPOCH, local).sum(axis=0)[:4]
+        counts = [int(correct.sum()), len(correct), int(new.sum()), len(new)]
+        n_correct, n, n_correct_new, n_new = self.agreement.sum_epoch(counts)
         if n == 0:
             return False
         self.epochs += 1
@@ -296,35 +218,22 @@ class Round:
         self.replay_accuracy = float((n_correct - n_correct_new) / n_replayed) if n_replayed else float("nan")
         return True
 
-    # -- several processes -------------------------------------------------
+    # -- several processes (see skcal.processes.Agreement) -------------------
     def checkpoint(self) -> None:
         """Confirm that every process got here without failing (an exchange; nothing to do in one process).
 
         A process whose round raised joins the next exchange reporting its
         failure (:meth:`report_failure`), so the others raise
-        :class:`RoundFailedOnAnotherProcess` here and every process rolls the
-        round back. The estimator checks in before each backward pass,
-        after each round event (``on_train_begin``, ``on_epoch_begin``,
-        ``on_epoch_end``, ``on_train_end``) and before gathering each batch
-        of the new points' logits.
-
-        Raises
-        ------
-        RoundFailedOnAnotherProcess
-            If another process reported a failure.
+        :class:`~skcal.exceptions.RoundFailedOnAnotherProcess` here and every
+        process rolls the round back. The estimator checks in before each
+        backward pass, after each round event (``on_train_begin``,
+        ``on_epoch_begin``, ``on_epoch_end``, ``on_train_end``) and before
+        gathering each batch of the new points' logits.
         """
-        if self.processes.world_size > 1:
-            self._exchange(_CHECKPOINT)
+        self.agreement.checkpoint()
 
     def agree_on_inputs(self, y: torch.Tensor, n_train: int) -> None:
-        """Check that every process was given the same round: new points, labels and history (an exchange).
-
-        Data-parallel rounds need the same ``fit``/``partial_fit`` data on
-        every process; otherwise each would commit a different history, with
-        logits gathered from the others' points, and nothing else would
-        notice. Compared: ``n_new``, ``n_history``, the number of training
-        points and two checksums of the encoded labels (exact integers; the
-        features are not compared). Nothing to do in one process.
+        """Check that every process was given the same round (see :meth:`Agreement.agree_on_inputs`).
 
         Parameters
         ----------
@@ -332,26 +241,8 @@ class Round:
             The round's encoded labels.
         n_train : int
             How many points the strategy trains on.
-
-        Raises
-        ------
-        ValueError
-            On every process, if they differ.
         """
-        if self.processes.world_size == 1:
-            return
-        labels = y.detach().reshape(-1).cpu().to(torch.int64) + 1
-        weights = torch.arange(len(labels), dtype=torch.int64) % 65521 + 1  # exact in float64 below 2**53
-        local = [self.n_new, self.n_history, n_train, int(labels.sum()), int((labels * weights).sum())]
-        table = self._exchange(_INPUTS, local)[:, : len(local)]
-        if (table != table[0]).any():
-            self._settled = True  # every process raises here: nothing more to exchange
-            raise ValueError(
-                f"Round {self.index}: the {self.processes.world_size} processes were given different data "
-                f"(new points, training points and label checksums per process: "
-                f"{[[int(v) for v in row[[0, 2, 3]]] for row in table]}, history sizes "
-                f"{table[:, 1].astype(int).tolist()}); call fit and partial_fit with the same X and y on every process."
-            )
+        self.agreement.agree_on_inputs(self.n_new, self.n_history, y, n_train)
 
     def agree_to_stop(self, stop: bool) -> bool:
         """Return whether any process wants to end the round now (a checkpoint too).
@@ -366,9 +257,7 @@ class Round:
         bool
             ``stop`` in one process; with several, True if any of them stops.
         """
-        if self.processes.world_size == 1:
-            return stop
-        anyone = bool(self._exchange(_EVENT, [float(stop)])[:, 0].any())
+        anyone = self.agreement.agree_to_stop(stop)
         if anyone and not stop:
             self.stopped_by = self.stopped_by or "callback"
         return anyone
@@ -385,56 +274,19 @@ class Round:
             The training device (CUDA is synchronised before the clock stops).
         """
         self.stop_clock(device)
-        if self.processes.world_size > 1:
-            table = self._exchange(_FINISH, [self.samples_forwarded, self.samples_backpropagated, self.seconds])
-            self.samples_forwarded = int(table[:, 0].sum())
-            self.samples_backpropagated = int(table[:, 1].sum())
-            self.seconds = float(table[:, 2].max())
-        self._settled = True
+        self.samples_forwarded, self.samples_backpropagated, self.seconds = self.agreement.totals(
+            self.samples_forwarded, self.samples_backpropagated, self.seconds
+        )
 
     def report_failure(self, error: BaseException) -> None:
         """Tell the other processes that this process's round failed (nothing to do in one process).
-
-        Joins the exchange the others are waiting in, unless the failure
-        came from an exchange (they know already) or the round had finished.
-        An error while reporting is added to ``error`` as a note.
 
         Parameters
         ----------
         error : BaseException
             The failure, re-raised by the caller afterwards.
         """
-        if self.processes.world_size == 1 or self._settled:
-            return
-        self._settled = True
-        row = np.zeros(EXCHANGE_WIDTH)
-        row[0] = 1.0
-        try:
-            self.processes.exchange(row)
-        except Exception as report_error:  # the peers may be gone; the original error matters more
-            if hasattr(error, "add_note"):
-                error.add_note(f"Telling the other processes about this failure failed too: {report_error!r}")
-
-    def _exchange(self, kind: int, values: Any = ()) -> np.ndarray:
-        """Exchange ``values`` with every process; return the table of values (one row per process)."""
-        if self._settled:
-            raise RuntimeError(f"Round {self.index} is settled: its processes exchange nothing more.")
-        self._exchanges += 1
-        row = np.zeros(EXCHANGE_WIDTH)
-        row[1], row[2] = kind, self._exchanges
-        row[3 : 3 + len(values)] = values
-        table = self.processes.exchange(row)
-        failed = np.flatnonzero(table[:, 0])
-        if len(failed):
-            self._settled = True
-            raise RoundFailedOnAnotherProcess(self.index, failed.tolist())
-        if (table[:, 1] != kind).any() or (table[:, 2] != self._exchanges).any():
-            self._settled = True
-            raise RuntimeError(
-                f"Round {self.index}: the processes are out of step (exchange kinds {table[:, 1].tolist()}, "
-                f"numbers {table[:, 2].tolist()}); a process ran a different number of steps or epochs."
-            )
-        return table[:, 3:]
+        self.agreement.report_failure(error)
 
     # -- learning rate -----------------------------------------------------
     def scale_learning_rate(self, optimizer: torch.optim.Optimizer, factor: float) -> None:

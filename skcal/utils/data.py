@@ -15,6 +15,7 @@ one of these forms; no per-sample ``__getitem__`` and no collate step.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Union
 
 import numpy as np
@@ -133,6 +134,32 @@ def feature_shape(X: Features) -> Any:
     if isinstance(X, dict):
         return {key: tuple(value.shape[1:]) for key, value in X.items()}
     return tuple(X.shape[1:])
+
+
+@dataclass(frozen=True)
+class ValidatedFeatures:
+    """Features that passed validation, in storage form, with what downstream code needs to know of them.
+
+    Built once, at the boundary (:func:`skcal.utils.validation.validate_features`);
+    the labelled history and the round use these fields instead of
+    re-deriving them from the data.
+
+    Attributes
+    ----------
+    data : Features
+        The features in storage form.
+    n_rows : int
+        The number of samples.
+    shape : tuple or dict of tuple
+        The shape of one sample (:func:`feature_shape`).
+    sparse : bool
+        Whether ``data`` is a sparse CSR matrix.
+    """
+
+    data: Features
+    n_rows: int
+    shape: Any
+    sparse: bool
 
 
 def take_rows(X: Features, indices: torch.Tensor) -> Any:

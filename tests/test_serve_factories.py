@@ -2,6 +2,11 @@
 
 import base64
 import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 
 import numpy as np
@@ -38,8 +43,7 @@ def test_sentence_embedder_matches_the_cached_embeddings(tmp_path):
     expected = sentence_embeddings(TEXTS, cache_dir=tmp_path, progress=False)
     embedder = SentenceEmbedder(batch_size=2, cache_size=2)
     np.testing.assert_allclose(embedder.transform(TEXTS), expected, atol=1e-5)
-    state = embedder.__dict__["_state"]
-    assert len(state[3]) == 3  # never fewer than one call's texts, then trimmed to cache_size
+    assert embedder.cache_info()["texts"] == 2  # trimmed to cache_size
     np.testing.assert_allclose(embedder.transform(TEXTS[::-1]), expected[::-1], atol=1e-5)
     with pytest.raises(TypeError, match="item 1 is int"):
         embedder.transform(["fine", 3])
@@ -55,6 +59,81 @@ def test_sentence_embedder_matches_the_cached_embeddings(tmp_path):
         thread.join()
     for result in results:
         np.testing.assert_allclose(result[:3], expected, atol=1e-5)
+
+
+RACE = textwrap.dedent(
+    """
+    import json, threading
+    from skcal.serve.factories import SentenceEmbedder
+    embedders = [SentenceEmbedder() for _ in range(4)]
+    calls = [(embedders[i % 4], i < 4) for i in range(10)]  # load() and transform() at once, as at a restart
+    barrier = threading.Barrier(len(calls))
+    errors, shapes = [], []
+
+    def use(embedder, load):
+        barrier.wait()
+        try:
+            shapes.append(list(embedder.load().transform(["a"]).shape) if load else
+                          list(embedder.transform(["hello", "world"]).shape))
+        except Exception as error:
+            errors.append(f"{type(error).__name__}: {error}")
+
+    threads = [threading.Thread(target=use, args=call) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(json.dumps({"errors": errors, "shapes": shapes}))
+    """
+)
+
+
+def test_loading_the_sentence_encoder_from_many_threads_at_once():
+    """The first /predict after a restart raced the worker's warm-up: ImportError 'AutoModel' (17 of 17)."""
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", RACE], capture_output=True, text=True, env=environment, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["errors"] == []
+    assert sorted(answer["shapes"]) == [[1, 384]] * 4 + [[2, 384]] * 6
+
+
+def test_long_texts_are_cut_before_tokenising_and_cached_cut():
+    """A 20-million-character text was tokenised whole (15.7 s, 1.8 GB) and kept whole as a cache key."""
+    embedder = SentenceEmbedder(max_chars=2_000)
+    long_text = ("A film about books, long and slow. " * 60_000)[:2_000_000]
+    vectors = embedder.transform([long_text, long_text[:2_000] + " different tail"])
+    np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-6)  # the model reads the first tokens only
+    np.testing.assert_allclose(vectors[0], embedder.transform([long_text[:5_000]])[0], atol=1e-6)
+    info = embedder.cache_info()
+    assert info == {"texts": 1, "characters": 2_000, "max_chars": 2_000}
+    default = SentenceEmbedder().load().cache_info()["max_chars"]
+    assert default == 256 * 16  # all-MiniLM-L6-v2 reads 256 tokens
+    uncut = SentenceEmbedder(max_chars=10**9).transform(TEXTS)  # ordinary texts: the cut changes nothing
+    np.testing.assert_allclose(SentenceEmbedder().transform(TEXTS), uncut, atol=1e-6)
+
+
+def test_a_short_call_is_served_between_the_batches_of_a_long_one():
+    """A 1-task /predict waited 17 s behind a 10,000-task one: the encoder was held for the whole call."""
+    embedder = SentenceEmbedder(batch_size=8).load()
+    many = [f"sentence number {i} about a film" for i in range(800)]  # 100 batches
+    order, started = [], threading.Event()
+    original = embedder._encode
+
+    def encode(texts, *args):
+        started.set()
+        order.append(len(texts))
+        return original(texts, *args)
+
+    embedder._encode = encode
+    long_call = threading.Thread(target=embedder.transform, args=(many,))
+    long_call.start()
+    assert started.wait(60)
+    embedder.transform(["one short text"])
+    position, still_running = order.index(1), long_call.is_alive()
+    long_call.join()
+    assert still_running and len(order) == 101
+    assert position < 5, f"the short call waited for {position} batches of the long one"
 
 
 def test_image_arrays():

@@ -11,19 +11,14 @@ round ends at whichever rule fires first. An interrupt raised anywhere else
 from __future__ import annotations
 
 import math
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from skorch.callbacks import Callback, PrintLog
 
-
-def _in_range(value: Any, low: float, high: float) -> bool:
-    return (
-        isinstance(value, (int, float, np.integer, np.floating))
-        and not isinstance(value, (bool, np.bool_))
-        and low <= value <= high
-    )
+from .utils.params import Interval, check_parameters
 
 
 class QuietPrintLog(PrintLog):
@@ -48,8 +43,17 @@ class TrainAccuracyStop(Callback):
     for rounds that train on the whole labelled set (the seed round,
     ``retrain`` and ``warmstart``, as in the reference protocol), None (never
     stop early) for replay rounds, which run ``round_epochs`` epochs.
-    Outside a round (plain skorch training) it does nothing.
+    Outside a round (plain skorch training) it does nothing. It has no
+    parameters of its own; a subclass that adds some declares them in
+    ``_parameter_constraints``.
     """
+
+    _parameter_constraints: ClassVar[dict] = {}
+
+    def initialize(self) -> TrainAccuracyStop:
+        """Check the parameters (skorch calls this when the estimator initialises its callbacks)."""
+        check_parameters(self, prefix="callbacks__accuracy_stop__", named=True)
+        return super().initialize()
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
         """Stop if the epoch's training accuracy reached the threshold."""
@@ -109,6 +113,16 @@ class AutoRoundStop(Callback):
         History points scored at the round's start.
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "new_accuracy": [Interval(Real, 0, 1, closed="both"), None],
+        "confirmations": [Interval(Integral, 1, None, closed="left")],
+        "tolerance": [Interval(Real, 0, 1, closed="both")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "min_improvement": [Interval(Real, 0, 1, closed="both")],
+        "min_epochs": [Interval(Integral, 1, None, closed="left")],
+        "sample_size": [Interval(Integral, 1, None, closed="left")],
+    }
+
     def __init__(
         self,
         new_accuracy: float | None = None,
@@ -128,23 +142,24 @@ class AutoRoundStop(Callback):
         self.sample_size = sample_size
 
     def initialize(self) -> AutoRoundStop:
-        """Check the parameters (skorch calls this when the estimator initialises its callbacks)."""
-        checks = {
-            "new_accuracy": self.new_accuracy is None or _in_range(self.new_accuracy, 0, 1),
-            "confirmations": isinstance(self.confirmations, (int, np.integer)) and self.confirmations >= 1,
-            "tolerance": _in_range(self.tolerance, 0, 1),
-            "patience": isinstance(self.patience, (int, np.integer)) and self.patience >= 1,
-            "min_improvement": _in_range(self.min_improvement, 0, 1),
-            "min_epochs": isinstance(self.min_epochs, (int, np.integer)) and self.min_epochs >= 1,
-            "sample_size": isinstance(self.sample_size, (int, np.integer)) and self.sample_size >= 1,
-        }
-        for name, valid in checks.items():
-            if not valid:
-                raise ValueError(f"callbacks__auto_stop__{name}={getattr(self, name)!r} is not valid.")
+        """Check the parameters (skorch calls this when the estimator initialises its callbacks).
+
+        Raises
+        ------
+        InvalidParameterError
+            A ``ValueError`` naming the bad ``callbacks__auto_stop__<name>``.
+        """
+        check_parameters(self, prefix="callbacks__auto_stop__", named=True)
         return super().initialize()
 
     def on_train_begin(self, net: Any, **kwargs: Any) -> None:
-        """Measure the model's accuracy on a sample of the history before the round trains."""
+        """Check the parameters again, then measure the model's accuracy on a sample of the history.
+
+        A parameter set on a fitted estimator (``set_params(callbacks__auto_stop__...)``)
+        reaches this callback without a new :meth:`initialize`; a bad one
+        fails the round here, before its first epoch, and the round rolls back.
+        """
+        self.initialize()
         self.start_accuracy_ = math.nan
         self.best_new_accuracy_, self.stalled_epochs_, self.learned_epochs_ = -math.inf, 0, 0
         round_ = getattr(net, "round_", None)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
@@ -26,19 +26,16 @@ from .modal import ContinualActiveLearner
 from .query import _takes_random_state, entropy_sampling
 from .stopping import check_criteria
 from .utils.data import n_samples, select_rows
+from .utils.params import Interval, RealNotInt, check_parameters
 from .utils.validation import check_labels
+
+#: A number of points: a count, or a fraction of the pool.
+_SIZE = [Interval(Integral, 1, None, closed="left"), Interval(RealNotInt, 0, 1, closed="right")]
 
 
 def _resolve_size(size: Real, n_total: int, name: str) -> int:
-    """Turn a count (int) or a fraction of ``n_total`` (float in (0, 1]) into a count."""
-    if isinstance(size, bool) or not isinstance(size, Real):
-        raise TypeError(f"{name} must be an int or a float, got {size!r}.")
-    if isinstance(size, Integral):
-        count = int(size)
-    else:
-        if not 0 < size <= 1:
-            raise ValueError(f"{name} as a fraction must be in (0, 1], got {size}.")
-        count = int(round(size * n_total))
+    """Turn a count (int) or a fraction of ``n_total`` (float in (0, 1], already checked) into a count."""
+    count = int(size) if isinstance(size, Integral) else int(round(size * n_total))
     if count < 1:
         raise ValueError(f"{name}={size!r} selects no points out of {n_total}.")
     if count > n_total:
@@ -126,6 +123,19 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         The labels.
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "estimator": [ContinualActiveClassifier],
+        "query_strategy": [callable],
+        "initial_size": _SIZE,
+        "query_size": _SIZE,
+        "n_rounds": [Interval(Integral, 0, None, closed="left"), None],
+        "budget": [*_SIZE, None],
+        "random_state": ["random_state"],
+        "track_forgetting": ["boolean"],
+        "verbose": ["verbose"],
+        "stop_when": "no_validation",  # criteria are duck-typed: skcal.stopping.check_criteria checks them
+    }
+
     def __init__(
         self,
         estimator: ContinualActiveClassifier,
@@ -151,6 +161,26 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         self.stop_when = stop_when
 
     def _plan(self, n_total: int) -> tuple[int, int, int]:
+        """Check the parameters, alone and against each other and the pool's size; count the labels.
+
+        Parameters
+        ----------
+        n_total : int
+            Points in the pool.
+
+        Returns
+        -------
+        initial, per_round, budget : int
+            Seed-set size, labels per round, and labels at the end of the campaign.
+
+        Raises
+        ------
+        InvalidParameterError
+            A parameter outside ``_parameter_constraints``.
+        ValueError
+            Sizes the pool cannot meet, or a budget below the seed set.
+        """
+        check_parameters(self)
         initial = _resolve_size(self.initial_size, n_total, "initial_size")
         per_round = _resolve_size(self.query_size, n_total, "query_size")
         if self.budget is not None:
@@ -158,8 +188,6 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
             if budget < initial:
                 raise ValueError(f"budget ({budget} labels) is smaller than initial_size ({initial}).")
         elif self.n_rounds is not None:
-            if isinstance(self.n_rounds, bool) or not isinstance(self.n_rounds, Integral) or self.n_rounds < 0:
-                raise ValueError(f"n_rounds must be a non-negative int, got {self.n_rounds!r}.")
             budget = initial + self.n_rounds * per_round
             if budget > n_total:
                 raise ValueError(
@@ -185,14 +213,18 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         Returns
         -------
         self
+
+        Raises
+        ------
+        InvalidParameterError
+            Before anything is trained or reset: a parameter out of range (a
+            ``ValueError`` and ``TypeError`` naming it), or a criterion's.
         """
-        if not isinstance(self.estimator, ContinualActiveClassifier):
-            raise TypeError(f"estimator must be a ContinualActiveClassifier, got {type(self.estimator).__name__}.")
         n_total = n_samples(X)
-        labels = check_labels(y, n_total)
         initial, per_round, budget = self._plan(n_total)
-        criteria = check_criteria(self.stop_when)
-        for criterion in criteria:  # checks their parameters before any training
+        labels = check_labels(y, n_total)
+        criteria = check_criteria(self.stop_when)  # checks their parameters before any is reset
+        for criterion in criteria:
             criterion.reset()
         rng = check_random_state(self.random_state)
 

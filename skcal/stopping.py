@@ -30,14 +30,14 @@ Criteria are scikit-learn style objects: parameters in ``__init__``,
 
 from __future__ import annotations
 
-from numbers import Real
+from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
 from .utils.data import n_samples
-from .utils.validation import _is_int, _is_real
+from .utils.params import Interval, StrOptions, check_parameters, validate_params
 
 
 def cohen_kappa(first: Any, second: Any) -> float:
@@ -94,9 +94,11 @@ def _check_learner(learner: Any, method: str, criterion: str) -> None:
 class StoppingCriterion(BaseEstimator):
     """Base class of stopping criteria: ``update`` after every round, then read ``should_stop``.
 
-    Subclasses implement ``_check_params()`` and ``_holds(learner, X_stop) -> bool``
-    (whether the criterion's condition holds after this round), and may
-    extend ``_reset_state()``.
+    Subclasses declare their parameters' rules in ``_parameter_constraints``
+    (scikit-learn's constraint language, :mod:`skcal.utils.params`),
+    implement ``_holds(learner, X_stop) -> bool`` (whether the criterion's
+    condition holds after this round), and may extend ``_reset_state()`` and,
+    for rules between parameters, ``_check_params()``.
 
     Attributes
     ----------
@@ -108,9 +110,17 @@ class StoppingCriterion(BaseEstimator):
 
     #: Whether the criterion reads a stop set (the simulator then passes its pool when ``stop_set`` is None).
     requires_stop_set: ClassVar[bool] = False
+    _parameter_constraints: ClassVar[dict] = {}
 
     def _check_params(self) -> None:
-        """Raise ``TypeError``/``ValueError`` for a bad parameter."""
+        """Check the parameters against ``_parameter_constraints``.
+
+        Raises
+        ------
+        InvalidParameterError
+            A ``ValueError`` naming the parameter, its value and what it accepts.
+        """
+        check_parameters(self, named=True)
 
     def _reset_state(self) -> None:
         """Clear the subclass's fitted state."""
@@ -175,15 +185,6 @@ class StoppingCriterion(BaseEstimator):
         return X
 
 
-def _check_real(value: Any, name: str, low: float, high: float, low_open: bool, high_open: bool) -> None:
-    inside = _is_real(value) and np.isfinite(value)
-    if inside:
-        inside = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not inside:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise ValueError(f"{name}={value!r} is not valid: it must be a number in {interval}.")
-
-
 class StabilizingPredictions(StoppingCriterion):
     """Stop when successive models agree on a stop set (Bloodgood & Vijay-Shanker 2009).
 
@@ -225,16 +226,16 @@ class StabilizingPredictions(StoppingCriterion):
     """
 
     requires_stop_set = True
+    _parameter_constraints: ClassVar[dict] = {
+        "stop_set": "no_validation",  # checked when it is read: it may also come at update()
+        "threshold": [Interval(Real, -1, 1, closed="left")],
+        "window": [Interval(Integral, 1, None, closed="left")],
+    }
 
     def __init__(self, stop_set: Any = None, threshold: Real = 0.99, window: int = 3):
         self.stop_set = stop_set
         self.threshold = threshold
         self.window = window
-
-    def _check_params(self) -> None:
-        _check_real(self.threshold, "threshold", -1.0, 1.0, low_open=False, high_open=True)
-        if not (_is_int(self.window) and self.window >= 1):
-            raise ValueError(f"window={self.window!r} is not valid: it must be an integer of at least 1.")
 
     def _reset_state(self) -> None:
         self.kappas_ = []
@@ -260,6 +261,7 @@ _MEASURES = ("entropy", "max")
 _AGGREGATES = ("mean", "max")
 
 
+@validate_params({"measure": [StrOptions(set(_MEASURES))]})
 def uncertainty_scores(probabilities: Any, measure: str = "entropy") -> np.ndarray:
     """Per-point uncertainty in ``[0, 1]`` from class probabilities.
 
@@ -275,8 +277,6 @@ def uncertainty_scores(probabilities: Any, measure: str = "entropy") -> np.ndarr
     -------
     ndarray of float64, shape (n_points,)
     """
-    if measure not in _MEASURES:
-        raise ValueError(f"measure={measure!r} is not valid: it must be one of {list(_MEASURES)}.")
     p = np.asarray(probabilities, dtype=np.float64)
     if p.ndim != 2 or 0 in p.shape:
         raise ValueError(f"probabilities must have shape (n_points, n_classes), got {p.shape}.")
@@ -327,19 +327,18 @@ class UncertaintyBelow(StoppingCriterion):
     """
 
     requires_stop_set = True
+    _parameter_constraints: ClassVar[dict] = {
+        "threshold": [Interval(Real, 0, 1, closed="right")],
+        "stop_set": "no_validation",  # checked when it is read: it may also come at update()
+        "measure": [StrOptions(set(_MEASURES))],
+        "aggregate": [StrOptions(set(_AGGREGATES))],
+    }
 
     def __init__(self, threshold: Real, stop_set: Any = None, measure: str = "entropy", aggregate: str = "mean"):
         self.threshold = threshold
         self.stop_set = stop_set
         self.measure = measure
         self.aggregate = aggregate
-
-    def _check_params(self) -> None:
-        _check_real(self.threshold, "threshold", 0.0, 1.0, low_open=True, high_open=False)
-        if self.measure not in _MEASURES:
-            raise ValueError(f"measure={self.measure!r} is not valid: it must be one of {list(_MEASURES)}.")
-        if self.aggregate not in _AGGREGATES:
-            raise ValueError(f"aggregate={self.aggregate!r} is not valid: it must be one of {list(_AGGREGATES)}.")
 
     def _reset_state(self) -> None:
         self.uncertainties_ = []
@@ -371,12 +370,10 @@ class MaxRounds(StoppingCriterion):
     stopped_at_ : int or None
     """
 
+    _parameter_constraints: ClassVar[dict] = {"n_rounds": [Interval(Integral, 0, None, closed="left")]}
+
     def __init__(self, n_rounds: int):
         self.n_rounds = n_rounds
-
-    def _check_params(self) -> None:
-        if not (_is_int(self.n_rounds) and self.n_rounds >= 0):
-            raise ValueError(f"n_rounds={self.n_rounds!r} is not valid: it must be a non-negative integer.")
 
     def _holds(self, learner: Any, X_stop: Any) -> bool:
         return self.n_updates_ >= self.n_rounds
@@ -384,6 +381,9 @@ class MaxRounds(StoppingCriterion):
 
 def check_criteria(stop_when: Any) -> list:
     """Turn ``stop_when`` (None, a criterion, or a list or tuple of them) into a list, checking each.
+
+    Every :class:`StoppingCriterion`'s parameters are checked here, before
+    any of them is reset, so that a bad one leaves the others as they were.
 
     Parameters
     ----------
@@ -398,6 +398,8 @@ def check_criteria(stop_when: Any) -> list:
     ------
     TypeError
         Something that is not a criterion.
+    InvalidParameterError
+        A criterion's parameter is out of range (a ``ValueError``).
     """
     if stop_when is None:
         return []
@@ -410,6 +412,9 @@ def check_criteria(stop_when: Any) -> list:
                 "stop_when must be a stopping criterion (skcal.stopping: StabilizingPredictions, UncertaintyBelow, "
                 f"MaxRounds, ...) or a list of them, got {criterion!r}."
             )
+    for criterion in criteria:
+        if isinstance(criterion, StoppingCriterion):
+            criterion._check_params()
     return criteria
 
 

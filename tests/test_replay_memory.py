@@ -140,9 +140,9 @@ def test_history_on_the_cpu_trains_like_the_default(digits):
     [
         (
             {"replay__sampling": "stratified"},
-            r"replay__sampling='stratified' .* use one of \('uniform', 'class_balanced'\)",
+            r'replay__sampling=\'stratified\' .* must be one of "class_balanced", "uniform"',
         ),
-        ({"replay__memory_size": 0}, r"replay__memory_size=0 .* an integer in \[1, inf\] or None"),
+        ({"replay__memory_size": 0}, r"replay__memory_size=0 .* must be a positive integer or None"),
         ({"replay__retention": "fifo"}, r"replay__retention='fifo'"),
         ({"history_device": "nowhere"}, r"history_device='nowhere' is not valid"),
     ],

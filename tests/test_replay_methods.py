@@ -191,12 +191,12 @@ def test_mir_sampled_selection_and_compute_accounting(digits):
 def test_bad_method_hyperparameters_are_clear_errors(digits):
     X, y = digits
     cases = [
-        ("mir", {"replay__selection": "best"}, r"replay__selection='best' .* use one of \('top', 'sampled'\)"),
+        ("mir", {"replay__selection": "best"}, r'replay__selection=\'best\' .* must be one of "sampled", "top"'),
         ("mir", {"replay__n_candidates": 0}, "replay__n_candidates=0"),
         ("sd", {"replay__kl": "forward"}, "replay__kl='forward'"),
         ("sds2", {"replay__embedding": "pooled"}, "replay__embedding='pooled'"),
-        ("der", {"replay__alpha": "x"}, r"replay__alpha='x' .* must be a finite number in \[0, inf\]"),
-        ("der", {"replay__beta": float("nan")}, r"replay__beta=nan .* must be a finite number"),
+        ("der", {"replay__alpha": "x"}, r"replay__alpha='x' .* must be a non-negative finite number"),
+        ("der", {"replay__beta": float("nan")}, r"replay__beta=nan .* must be a non-negative finite number"),
         ("mir", {"replay__virtual_lr": float("inf")}, r"replay__virtual_lr=inf"),
         ("sds2", {"replay__sigma": float("nan")}, r"replay__sigma=nan"),
         ("sd", {"replay__alpha": 1.5}, r"replay__alpha=1.5 .* in \[0, 1\]"),

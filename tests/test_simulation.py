@@ -91,13 +91,13 @@ def test_sparse_pool(digits):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        (dict(initial_size=0.0), r"initial_size as a fraction must be in \(0, 1\]"),
-        (dict(query_size=1.5), r"query_size as a fraction must be in \(0, 1\]"),
+        (dict(initial_size=0.0), r"initial_size=0.0 is not valid: .* positive integer or a number in \(0, 1\]"),
+        (dict(query_size=1.5), r"query_size=1.5 is not valid: .* positive integer or a number in \(0, 1\]"),
         (dict(initial_size=500), "asks for 500 points but X has only 300"),
         (dict(n_rounds=20), "need 440 labels, but X has only 300"),
         (dict(n_rounds=-1), "non-negative"),
         (dict(budget=10, n_rounds=None), "smaller than initial_size"),
-        (dict(initial_size="10"), "int or a float"),
+        (dict(initial_size="10"), "initial_size='10' is not valid"),
     ],
 )
 def test_bad_arguments(digits, params, message):

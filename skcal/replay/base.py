@@ -25,10 +25,9 @@ What a strategy may use of the estimator is written down in :class:`Trainer`.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
@@ -39,6 +38,7 @@ from skorch.dataset import unpack_data
 from ..history import LabelledHistory, ReplayBatch
 from ..memory import RETENTION, SAMPLING
 from ..utils.data import concat_rows, move_to
+from ..utils.params import Interval, StrOptions, check_parameters
 
 if TYPE_CHECKING:
     from ..round import Round
@@ -132,59 +132,16 @@ class ReplayDraw:
     device: Any = None
 
 
-def check_hyperparameter(
-    strategy: ReplayStrategy,
-    name: str,
-    kind: type | tuple = Real,
-    low: float | None = None,
-    high: float | None = None,
-    options: tuple | None = None,
-    none: bool = False,
-) -> None:
-    """Raise a ValueError naming ``replay__<name>`` unless its value is valid.
-
-    Parameters
-    ----------
-    strategy : ReplayStrategy
-        Holds the value as an attribute.
-    name : str
-        The hyperparameter.
-    kind : type or tuple of types, default=numbers.Real
-        Accepted types (booleans are never numbers here).
-    low, high : float, optional
-        Inclusive bounds.
-    options : tuple, optional
-        The accepted values, for a choice.
-    none : bool, default=False
-        Whether None is accepted.
-    """
-    value = getattr(strategy, name)
-    if none and value is None:
-        return
-    if options is not None:
-        if value not in options:
-            raise ValueError(
-                f"replay__{name}={value!r} is not valid for {type(strategy).__name__}; use one of {options}."
-            )
-        return
-    is_number = isinstance(value, kind) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
-    if not is_number or (low is not None and value < low) or (high is not None and value > high):
-        accepted = "an integer" if kind is Integral else "a finite number"
-        bounds = f" in [{low}, {'inf' if high is None else high}]" if low is not None else ""
-        raise ValueError(
-            f"replay__{name}={value!r} is not valid for {type(strategy).__name__}: it must be {accepted}{bounds}"
-            f"{' or None' if none else ''}."
-        )
-
-
 class ReplayStrategy(BaseEstimator):
     """Base class of a round's training strategy: training on the new points, with replay.
 
     Subclasses set :attr:`name` and :attr:`display_name` and, for replay
     methods, implement :meth:`loss_with_replay`; they may override
-    :meth:`select_replay` (MIR, SDS2), :meth:`begin_round` (per-round
-    quantities such as SD's ``lambda_t``) and :meth:`validate`. Their
-    ``__init__`` takes the replay-memory parameters below after their own.
+    :meth:`select_replay` (MIR, SDS2) and :meth:`begin_round` (per-round
+    quantities such as SD's ``lambda_t``). Their ``__init__`` takes the
+    replay-memory parameters below after their own, and they declare their
+    own parameters' rules by extending ``_parameter_constraints``
+    (scikit-learn's constraint language, :mod:`skcal.utils.params`).
 
     Parameters
     ----------
@@ -207,11 +164,20 @@ class ReplayStrategy(BaseEstimator):
         The label of tables and plots (the paper's names).
     replays : bool
         Join each minibatch of new points with a replay batch.
+    keeps_weights : bool
+        The round starts from the previous round's weights (then the
+        estimator's ``plasticity`` remedy applies), not from fresh ones.
     """
 
     name: ClassVar[str] = ""
     display_name: ClassVar[str] = ""
     replays: ClassVar[bool] = True
+    keeps_weights: ClassVar[bool] = True
+    _parameter_constraints: ClassVar[dict] = {
+        "sampling": [StrOptions(set(SAMPLING))],
+        "memory_size": [Interval(Integral, 1, None, closed="left"), None],
+        "retention": [StrOptions(set(RETENTION))],
+    }
     # defaults for user strategies whose __init__ does not take the memory parameters
     sampling: str = "uniform"
     memory_size: int | None = None
@@ -223,13 +189,18 @@ class ReplayStrategy(BaseEstimator):
         self.retention = retention
 
     def validate(self) -> None:
-        """Check the hyperparameters; raise a ValueError naming the bad ``replay__*`` one.
+        """Check the hyperparameters against ``_parameter_constraints``.
 
-        Called when the strategy is built, before a round changes anything.
+        Called when the strategy is built, before a round changes anything. A
+        subclass with rules between its parameters extends this method.
+
+        Raises
+        ------
+        InvalidParameterError
+            A ``ValueError`` naming the bad ``replay__<name>``, its value and
+            what it accepts.
         """
-        check_hyperparameter(self, "sampling", options=SAMPLING)
-        check_hyperparameter(self, "memory_size", Integral, low=1, none=True)
-        check_hyperparameter(self, "retention", options=RETENTION)
+        check_parameters(self, prefix="replay__", named=True)
 
     # -- how the round trains ----------------------------------------------
     def prepare_model(self, net: Trainer) -> None:
@@ -410,12 +381,10 @@ class LabelledSetTraining(ReplayStrategy):
     """
 
     replays = False
+    _parameter_constraints: ClassVar[dict] = {}  # no replay memory to configure
 
     def __init__(self):
         pass
-
-    def validate(self) -> None:
-        """Nothing to check."""
 
     def update_memory(self, history: LabelledHistory, rng: np.random.Generator) -> None:
         """Leave the replay memory as it is: its policy belongs to the replay rounds."""
@@ -450,11 +419,10 @@ class CandidateReplay(ReplayStrategy):
     """
 
     n_candidates: int
-
-    def validate(self) -> None:
-        """Check ``n_candidates``."""
-        super().validate()
-        check_hyperparameter(self, "n_candidates", Integral, low=1)
+    _parameter_constraints: ClassVar[dict] = {
+        **ReplayStrategy._parameter_constraints,
+        "n_candidates": [Interval(Integral, 1, None, closed="left")],
+    }
 
     def begin_round(self, net: Trainer, history: LabelledHistory, n_new: int) -> None:
         """Warn when ``n_candidates`` leaves nothing to choose: the method would replay at random, as ER."""

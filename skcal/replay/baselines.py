@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from .base import LabelledSetTraining, ReplayStrategy, Trainer
 
 
@@ -18,6 +20,7 @@ class SeedRound(LabelledSetTraining):
 
     name = "seed"
     display_name = "seed"
+    _parameter_constraints: ClassVar[dict] = {"reinitialize": ["boolean"]}
 
     def __init__(self, reinitialize: bool = True):
         self.reinitialize = reinitialize
@@ -39,6 +42,7 @@ class Retrain(LabelledSetTraining):
 
     name = "retrain"
     display_name = "AL"
+    keeps_weights = False
 
     def prepare_model(self, net: Trainer) -> None:
         """Fresh random weights, criterion and optimizer."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from numbers import Real
+from typing import ClassVar
+
 import torch
 
 from ..history import ReplayBatch
-from .base import ReplayStrategy, Trainer, check_hyperparameter
+from ..utils.params import Interval
+from .base import ReplayStrategy, Trainer
 
 
 def logit_distance(replay_pred: torch.Tensor, stored_logits: torch.Tensor) -> torch.Tensor:
@@ -38,6 +42,11 @@ class DarkExperienceReplay(ReplayStrategy):
 
     name = "der"
     display_name = "CAL-DER"
+    _parameter_constraints: ClassVar[dict] = {
+        **ReplayStrategy._parameter_constraints,
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "beta": [Interval(Real, 0, None, closed="left")],
+    }
 
     def __init__(
         self,
@@ -50,12 +59,6 @@ class DarkExperienceReplay(ReplayStrategy):
         super().__init__(sampling=sampling, memory_size=memory_size, retention=retention)
         self.alpha = alpha
         self.beta = beta
-
-    def validate(self) -> None:
-        """``alpha`` and ``beta`` are non-negative numbers."""
-        super().validate()
-        check_hyperparameter(self, "alpha", low=0)
-        check_hyperparameter(self, "beta", low=0)
 
     def loss_with_replay(
         self, net: Trainer, current: torch.Tensor, replay_pred: torch.Tensor, replay: ReplayBatch

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from numbers import Real
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
 from ..history import ReplayBatch
-from .base import CandidateReplay, ReplayDraw, Trainer, check_hyperparameter
+from ..utils.params import Interval, StrOptions
+from .base import CandidateReplay, ReplayDraw, Trainer
 from .er import ExperienceReplay
 
 SELECTIONS = ("top", "sampled")
@@ -47,6 +49,11 @@ class MaximallyInterferedRetrieval(CandidateReplay, ExperienceReplay):
 
     name = "mir"
     display_name = "CAL-MIR"
+    _parameter_constraints: ClassVar[dict] = {
+        **CandidateReplay._parameter_constraints,
+        "selection": [StrOptions(set(SELECTIONS))],
+        "virtual_lr": [Interval(Real, 0, None, closed="left"), None],
+    }
 
     def __init__(
         self,
@@ -61,12 +68,6 @@ class MaximallyInterferedRetrieval(CandidateReplay, ExperienceReplay):
         self.n_candidates = n_candidates
         self.selection = selection
         self.virtual_lr = virtual_lr
-
-    def validate(self) -> None:
-        """``n_candidates`` a positive integer, ``selection`` one of :data:`SELECTIONS`, ``virtual_lr`` >= 0 or None."""
-        super().validate()
-        check_hyperparameter(self, "selection", options=SELECTIONS)
-        check_hyperparameter(self, "virtual_lr", low=0, none=True)
 
     def choose(self, net: Trainer, draw: ReplayDraw, candidates: ReplayBatch) -> torch.Tensor:
         """Keep the ``draw.size`` most interfered candidates (or sample by softmax of the scores)."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from numbers import Real
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 
 from ..history import LabelledHistory, ReplayBatch
-from .base import ReplayStrategy, Trainer, check_hyperparameter
+from ..utils.params import Interval, StrOptions
+from .base import ReplayStrategy, Trainer
 
 KL_VARIANTS = ("true", "reference")
 
@@ -73,6 +77,11 @@ class ScaledDistillation(ReplayStrategy):
 
     name = "sd"
     display_name = "CAL-SD"
+    _parameter_constraints: ClassVar[dict] = {
+        **ReplayStrategy._parameter_constraints,
+        "alpha": [Interval(Real, 0, 1, closed="both")],
+        "kl": [StrOptions(set(KL_VARIANTS))],
+    }
 
     def __init__(
         self,
@@ -85,12 +94,6 @@ class ScaledDistillation(ReplayStrategy):
         super().__init__(sampling=sampling, memory_size=memory_size, retention=retention)
         self.alpha = alpha
         self.kl = kl
-
-    def validate(self) -> None:
-        """``alpha`` in [0, 1]; ``kl`` one of :data:`KL_VARIANTS`."""
-        super().validate()
-        check_hyperparameter(self, "alpha", low=0, high=1)
-        check_hyperparameter(self, "kl", options=KL_VARIANTS)
 
     def begin_round(self, net: Trainer, history: LabelledHistory, n_new: int) -> None:
         """Compute ``lambda_t`` (equation (5)) from the history and new-point counts."""

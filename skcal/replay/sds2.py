@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from numbers import Integral
+from numbers import Real
+from typing import ClassVar
 
 import torch
 
 from ..history import ReplayBatch
 from ..submodular import ConcaveOverModular, FacilityLocation, SumOfFunctions, gaussian_similarity, maximize
 from ..utils.embedding import embeddings_and_logits
-from .base import CandidateReplay, ReplayDraw, Trainer, check_hyperparameter
+from ..utils.params import Interval, StrOptions
+from .base import CandidateReplay, ReplayDraw, Trainer
 from .sd import ScaledDistillation
 
 EMBEDDINGS = ("penultimate", "logits")
@@ -49,6 +51,13 @@ class SubmodularScaledDistillation(CandidateReplay, ScaledDistillation):
 
     name = "sds2"
     display_name = "CAL-SDS2"
+    _parameter_constraints: ClassVar[dict] = {
+        **ScaledDistillation._parameter_constraints,
+        **CandidateReplay._parameter_constraints,
+        "sigma": [Interval(Real, 0, None, closed="neither")],
+        "uncertainty_weight": [Interval(Real, 0, None, closed="left")],
+        "embedding": [StrOptions(set(EMBEDDINGS))],
+    }
 
     def __init__(
         self,
@@ -67,14 +76,6 @@ class SubmodularScaledDistillation(CandidateReplay, ScaledDistillation):
         self.sigma = sigma
         self.uncertainty_weight = uncertainty_weight
         self.embedding = embedding
-
-    def validate(self) -> None:
-        """SD's checks, then ``n_candidates``, ``sigma`` > 0, ``uncertainty_weight`` >= 0 and ``embedding``."""
-        super().validate()
-        check_hyperparameter(self, "n_candidates", Integral, low=1)
-        check_hyperparameter(self, "sigma", low=1e-12)
-        check_hyperparameter(self, "uncertainty_weight", low=0)
-        check_hyperparameter(self, "embedding", options=EMBEDDINGS)
 
     def choose(self, net: Trainer, draw: ReplayDraw, candidates: ReplayBatch) -> torch.Tensor:
         """Greedily maximise equation (6) over the candidates, scored in eval mode."""

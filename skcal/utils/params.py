@@ -34,6 +34,7 @@ from sklearn.utils._param_validation import (
     Interval,
     InvalidParameterError,
     Options,
+    RealNotInt,
     StrOptions,
     make_constraint,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "Interval",
     "InvalidParameterError",
     "Options",
+    "RealNotInt",
     "StrOptions",
     "check_parameters",
     "describe",
@@ -66,8 +68,11 @@ def _bound(value: float) -> str:
 def _describe_interval(interval: Interval) -> str:
     left, right, closed = interval.left, interval.right, interval.closed
     integer = interval.type is Integral
-    kind = "integer" if integer else "number"
-    if right is None and left is not None:
+    # infinity passes scikit-learn's unbounded intervals but not is_satisfied: say so
+    kind = "integer" if integer else "number" if left is not None and right is not None else "finite number"
+    if left is None and right is None:
+        return f"{'an' if integer else 'a'} {kind}"
+    if right is None:
         if left == 0:
             return f"a {'positive' if closed in ('right', 'neither') else 'non-negative'} {kind}"
         if integer and left == 1 and closed in ("left", "both"):

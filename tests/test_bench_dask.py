@@ -15,7 +15,7 @@ from distributed import Client, LocalCluster
 from skorch.callbacks import Callback
 
 from skcal.bench import BenchmarkInputError, BenchmarkProgress, apply_epochs, load_benchmark_data, run_benchmark
-from skcal.campaigns import DaskCampaignRunner, LocalCampaignRunner, check_scheduler, open_runner
+from skcal.bench.runners import DaskCampaignRunner, LocalCampaignRunner, check_scheduler, open_runner
 from skcal.cli import main
 
 METHODS = ["retrain", "er"]
@@ -43,7 +43,7 @@ def cluster():
         ):  # skcal must not need a default client
             # the workers import torch and skcal while the local reference run trains
             imports = [
-                client.submit(importlib.import_module, "skcal.campaigns", workers=[address], pure=False)
+                client.submit(importlib.import_module, "skcal.bench.runners", workers=[address], pure=False)
                 for address in client.scheduler_info(n_workers=-1)["workers"]
             ]
             yield cluster, client

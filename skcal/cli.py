@@ -47,6 +47,17 @@ def _port(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    """Parse a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def _add_serve_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``skcal serve``, the Label Studio ML backend (docs/labelstudio.md)."""
     import os
@@ -119,6 +130,21 @@ def _add_serve_parser(commands: argparse._SubParsersAction) -> argparse.Argument
     )
     serve.add_argument("--threads", type=positive_int, help="torch CPU threads")
     serve.add_argument(
+        "--max-connections", type=positive_int, default=256, help="connections open at once; more get a 503 "
+        "(default 256, kept below the open-file limit)"
+    )  # fmt: skip
+    serve.add_argument(
+        "--header-timeout", type=_seconds, default=10.0, help="seconds for a request's head to arrive (default 10)"
+    )
+    serve.add_argument(
+        "--body-timeout", type=_seconds, default=30.0, help="seconds for a request's body to arrive; then 408 "
+        "(default 30)"
+    )  # fmt: skip
+    serve.add_argument(
+        "--shutdown-timeout", type=_seconds, default=30.0, help="on SIGTERM or Ctrl-C, seconds for the round in "
+        "progress to finish and commit before it is abandoned to the next start (default 30)"
+    )  # fmt: skip
+    serve.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), default="info", help="default info"
     )
     return serve
@@ -149,8 +175,10 @@ def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         from .serve import serve as run_server
         from .serve.campaign import CampaignStateError
         from .serve.factories import resolve_factory
+        from .serve.faults import StorageError
         from .serve.labelconfig import LabellingConfigError
         from .serve.labelstudio import LabelStudioClient
+        from .serve.server import ServerLimits
     except ImportError as error:
         parser.error(f"skcal serve needs the serve extra (pip install 'skcal[serve]'): {error}")
     if args.basic_auth is None and os.environ.get("SKCAL_SERVE_BASIC_AUTH"):
@@ -185,9 +213,15 @@ def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             label_studio_token=args.label_studio_token,
             refresh_predictions=args.refresh,
         )
-    except (CampaignStateError, LabellingConfigError, OSError) as error:
+    except (CampaignStateError, LabellingConfigError, StorageError, OSError) as error:
         parser.error(f"argument --state-dir: {error}")
-    run_server(backend, args.host, args.port, credentials, args.log_level)
+    limits = ServerLimits(
+        max_connections=args.max_connections,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        shutdown_timeout=args.shutdown_timeout,
+    )
+    run_server(backend, args.host, args.port, credentials, args.log_level, limits)
     return 0
 
 

@@ -129,6 +129,20 @@ def test_text_with_a_lone_surrogate_is_refused_before_it_can_block_training(make
     assert backend.predict({"tasks": [{"id": 1, "data": {"text": "héllo 🙂 ünïcode"}}]})["results"]
 
 
+@pytest.mark.parametrize(
+    "schema",
+    ["<View>\ud800</View>", CONFIG.replace('value="Neutral"', 'value="Neutral \udc00"')],
+)
+def test_a_labelling_config_with_a_lone_surrogate_is_a_422(make_backend, schema):
+    """/setup with "<View>\\ud800</View>", or in a <Choice value>, answered 500 UnicodeEncodeError."""
+    backend = make_backend()
+    refused(backend, "setup", {"project": "3.1", "schema": schema}, 422, "not valid Unicode text")
+    assert backend.config is None
+    refused(backend, "predict", {"label_config": schema, "tasks": [{"data": {"text": "a"}}]}, 422, "not valid Unicode")
+    refused(backend, "webhook", {**created(1, "Positive", "good"), "project": {"id": 3, "label_config": schema}}, 422,
+            "not valid Unicode")  # fmt: skip
+
+
 def serve_http(answer):
     """A local HTTP server whose GET handler is ``answer(handler)``; it records each request's Authorization."""
     seen = []
@@ -175,17 +189,6 @@ def test_the_label_studio_token_is_not_sent_on_a_redirect_elsewhere_and_fetch_er
     finally:
         label_studio.shutdown()
         storage.shutdown()
-
-
-def test_a_pointer_that_is_not_text_is_a_campaign_state_error(make_backend, tmp_path):
-    backend = make_backend(train_every=4)
-    backend.setup({"project": "3.1", "schema": CONFIG})
-    send(backend, labelled(4))
-    assert backend.wait_until_idle(60)
-    backend.close()
-    (tmp_path / "state" / "CURRENT").write_bytes(b"\xff\xfe\x00")  # skcal serve reports it, no traceback
-    with pytest.raises(CampaignStateError, match="CURRENT does not name a commit folder: it is not text"):
-        make_backend(train_every=4)
 
 
 def test_a_second_backend_on_the_same_state_dir_is_refused(make_backend, tmp_path):

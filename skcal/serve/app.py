@@ -14,32 +14,46 @@ With credentials set, every route except ``/health`` needs one of them;
 a request without is answered 401 before its body is read.
 
 Errors are JSON: ``{"error": message, "status": code}`` with a 4xx status for
-the caller's mistakes (and 503 before a model exists); an unexpected
-exception is a 500 with its message, and changes nothing.
+the caller's mistakes (408 for a body that does not arrive within
+``body_timeout`` seconds), 503 before a model exists or when the server is
+busy (with ``Retry-After``), and 507 when the state folder cannot be written
+(the message names the real error, e.g. ``database or disk is full``). An
+unexpected exception is a 500 with its message, and changes nothing.
+
+Bodies are parsed, and answers rendered, in the thread pool: a 32 MiB body
+never holds up the event loop, which answers ``/health`` and webhooks. JSON
+out is ASCII (everything else escaped), so no string a client sent, however
+malformed its Unicode, can fail the answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from .backend import LabelStudioBackend
+from .faults import StorageError
 from .protocol import MAX_BODY_BYTES, ProtocolError, parse_json_body
 
 logger = logging.getLogger(__name__)
 
 #: Routes that answer without credentials (Label Studio's connection check).
 OPEN_ROUTES = ("/", "/health")
+#: Seconds a request body may take to arrive (32 MiB at about 1 MiB/s), before a 408.
+BODY_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -104,11 +118,25 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
-def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+def _render(content: Any) -> bytes:
+    """JSON as ASCII: a lone surrogate a client sent comes back escaped instead of failing the answer."""
+    return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
-def create_app(backend: LabelStudioBackend, credentials: Credentials | None = None) -> Starlette:
+def _json(content: Any, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(_render(content), status_code=status, headers=headers, media_type="application/json")
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> Response:
+    return _json({"error": message, "status": status}, status, headers)
+
+
+def create_app(
+    backend: LabelStudioBackend,
+    credentials: Credentials | None = None,
+    body_timeout: float = BODY_TIMEOUT,
+    server_health: Callable[[], dict] | None = None,
+) -> Starlette:
     """Build the ASGI app that serves ``backend``.
 
     Parameters
@@ -116,6 +144,11 @@ def create_app(backend: LabelStudioBackend, credentials: Credentials | None = No
     backend : LabelStudioBackend
     credentials : Credentials, optional
         Required on every route but ``/`` and ``/health``.
+    body_timeout : float, default=30
+        Seconds a request body may take to arrive; then 408.
+    server_health : callable, optional
+        ``server_health() -> dict``: the HTTP server's own state (connections
+        refused, log lines held back), added to ``/health`` as ``"server"``.
 
     Returns
     -------
@@ -125,61 +158,87 @@ def create_app(backend: LabelStudioBackend, credentials: Credentials | None = No
     """
     credentials = credentials or Credentials()
 
-    def authorised(request: Request) -> JSONResponse | None:
+    def authorised(request: Request) -> Response | None:
         if request.url.path in OPEN_ROUTES or credentials.accepts(request.headers.get("authorization")):
             return None
         challenge = {"WWW-Authenticate": 'Basic realm="skcal serve"'} if credentials.username else None
         return _error(401, "missing or wrong credentials (basic auth or token).", challenge)
 
-    async def body_of(request: Request) -> dict:
+    async def read_body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             raise ProtocolError(413, f"the request body has {declared} bytes, more than {MAX_BODY_BYTES}.")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise ProtocolError(413, f"the request body is larger than {MAX_BODY_BYTES} bytes.")
-            chunks.append(chunk)
-        return parse_json_body(b"".join(chunks))
+        chunks: list = []
+
+        async def collect() -> None:
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise ProtocolError(413, f"the request body is larger than {MAX_BODY_BYTES} bytes.")
+                chunks.append(chunk)
+
+        try:
+            await asyncio.wait_for(collect(), body_timeout)
+        except asyncio.TimeoutError:
+            received = sum(len(chunk) for chunk in chunks)
+            raise ProtocolError(
+                408, f"the request body did not arrive within {body_timeout:g} s ({received} bytes came)."
+            ) from None
+        return b"".join(chunks)
+
+    def answer_with_body(handler: Any, raw: bytes) -> tuple[bytes, bool]:
+        answer = handler(parse_json_body(raw))
+        return _render(answer), answer.get("status") == "accepted"
+
+    def answer_without_body(handler: Any) -> tuple[bytes, bool]:
+        return _render(handler()), False
 
     def endpoint(handler: Any, with_body: bool = True) -> Any:
-        async def respond(request: Request) -> JSONResponse:
+        async def respond(request: Request) -> Response:
             refused = authorised(request)
             if refused is not None:
                 return refused
             try:
                 if with_body:
-                    answer = await run_in_threadpool(handler, await body_of(request))
+                    rendered, accepted = await run_in_threadpool(answer_with_body, handler, await read_body(request))
                 else:
-                    answer = await run_in_threadpool(handler)
+                    rendered, accepted = await run_in_threadpool(answer_without_body, handler)
             except ProtocolError as error:
-                return _error(error.status, error.message)
+                return _error(error.status, error.message, error.headers)
+            except StorageError as error:  # the state folder cannot be written: not the caller's mistake
+                return _error(507, f"{error}. Nothing was changed.")
             except Exception as error:  # the handler changed nothing; say what went wrong
                 logger.exception("skcal serve: %s %s failed", request.method, request.url.path)
                 return _error(500, f"{type(error).__name__}: {error}")
-            status = 201 if request.url.path == "/webhook" and answer.get("status") == "accepted" else 200
-            return JSONResponse(answer, status_code=status)
+            status = 201 if request.url.path == "/webhook" and accepted else 200
+            return Response(rendered, status_code=status, media_type="application/json")
 
         return respond
 
-    async def metrics(request: Request) -> JSONResponse:
+    async def metrics(request: Request) -> Response:
         refused = authorised(request)
-        return refused if refused is not None else JSONResponse({})
+        return refused if refused is not None else _json({})
+
+    def health() -> dict:
+        answer = backend.health()
+        if server_health is not None:
+            answer["server"] = server_health()
+        return answer
 
     routes = [
-        Route("/", endpoint(backend.health, with_body=False), methods=["GET"]),
-        Route("/health", endpoint(backend.health, with_body=False), methods=["GET"]),
+        Route("/", endpoint(health, with_body=False), methods=["GET"]),
+        Route("/health", endpoint(health, with_body=False), methods=["GET"]),
         Route("/setup", endpoint(backend.setup), methods=["POST"]),
         Route("/predict", endpoint(backend.predict), methods=["POST"]),
         Route("/webhook", endpoint(backend.webhook), methods=["POST"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
 
-    async def not_found(request: Request, exc: Exception) -> JSONResponse:
+    async def not_found(request: Request, exc: Exception) -> Response:
         return _error(404, f"no route {request.url.path}; routes are /health, /setup, /predict, /webhook.")
 
-    async def not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    async def not_allowed(request: Request, exc: Exception) -> Response:
         return _error(405, f"{request.method} is not allowed on {request.url.path}.")
 
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
@@ -187,4 +246,4 @@ def create_app(backend: LabelStudioBackend, credentials: Credentials | None = No
     return app
 
 
-__all__ = ["OPEN_ROUTES", "Credentials", "create_app"]
+__all__ = ["BODY_TIMEOUT", "OPEN_ROUTES", "Credentials", "create_app"]

@@ -22,7 +22,16 @@ message) otherwise.
   start it journals the annotations Label Studio has that the backend missed
   while it was down (Label Studio does not resend failed webhooks).
 - ``/predict`` reads the last published campaign: a round in progress never
-  shows, and never blocks it.
+  shows, and never blocks it. Tasks are predicted ``predict_batch`` at a
+  time (memory stays bounded), and requests larger than that one at a time,
+  so that a short request is never stuck behind several huge ones.
+
+Faults (:mod:`~skcal.serve.faults`) show in ``/health`` while they last: a
+journal that cannot be written (a webhook answered 507: its labels are not
+acknowledged, and come back from Label Studio once the journal can be written
+again, where a Label Studio token is configured), a commit that cannot be
+written, a failing round (retried with back-off), images set aside, and
+Label Studio out of reach.
 """
 
 from __future__ import annotations
@@ -32,72 +41,34 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from ..estimator import ContinualActiveClassifier
-from .campaign import Campaign, CampaignStateError, CampaignStore, advance, new_campaign
+from .campaign import Campaign, CampaignStateError, CorruptCommitError, advance, new_campaign, new_campaign_id
 from .factories import resolve_factory
+from .faults import FaultBoard, StorageError, storage_error
 from .journal import AnnotationJournal
 from .labelconfig import LabellingConfig, LabellingConfigError, parse_labelling_config
 from .labelstudio import LabelStudioClient, LabelStudioError
-from .media import MediaError, TaskValueLoader
-from .model import SCORE_MODES, ServedPipeline, build_pipeline, prediction_scores
+from .media import TaskValueLoader
+from .memory import release_free_memory, rss_bytes
+from .model import SCORE_MODES, ServedPipeline, build_pipeline
+from .predictor import Predictor
 from .protocol import (
-    LabelEvent,
     ProtocolError,
-    annotation_event,
     parse_predict,
     parse_setup,
     parse_webhook,
-    prediction,
     project_id,
     webhook_label_config,
 )
+from .reconcile import missed_events
+from .statedir import fingerprint, lock_state_dir
+from .store import CampaignStore
 from .worker import CoalescingRunner, TrainingWorker
 
 logger = logging.getLogger(__name__)
 
 JOURNAL_FILENAME = "journal.sqlite3"
-LOCK_FILENAME = "lock"
-
-
-def lock_state_dir(folder: Path) -> Any:
-    """Hold an exclusive lock on a state folder for as long as the returned file stays open.
-
-    Two backends on one folder would each train on the shared journal and
-    remove each other's commits (leaving ``CURRENT`` naming a deleted one).
-
-    Parameters
-    ----------
-    folder : Path
-
-    Returns
-    -------
-    file object
-        Close it to release the lock.
-
-    Raises
-    ------
-    CampaignStateError
-        When another backend (in this process or another) holds the folder.
-    """
-    handle = open(folder / LOCK_FILENAME, "a+b")  # noqa: SIM115 (held open: it is the lock)
-    try:
-        import fcntl
-    except ImportError:  # no advisory locks on this platform
-        return handle
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise CampaignStateError(
-            f"{folder} is in use by another skcal serve backend; each backend needs a --state-dir of its own."
-        ) from None
-    except OSError as error:  # a file system without locks (some network file systems)
-        logger.warning("skcal serve: cannot lock %s (%s); run one backend on it at a time", folder, error)
-    return handle
 
 
 class LabelStudioBackend:
@@ -128,13 +99,20 @@ class LabelStudioBackend:
     start : bool, default=True
         Start the training worker (and replay the journal) now.
     retry_seconds : float, default=30
-        A failed round is retried this long after, or at the next annotation.
+        A failed round is retried this long after; each further failure in a
+        row doubles the wait, up to ``max_retry_seconds``.
+    max_retry_seconds : float, default=300
+    predict_batch : int, default=256
+        Tasks loaded and predicted at a time; larger requests run one at a time.
+    fetch_workers : int, default=8
+        Images fetched at once.
 
     Raises
     ------
     CampaignStateError
         When ``state_dir`` holds a campaign that cannot be loaded with this
-        factory, or another backend is using it.
+        factory, or another backend is using it. (A corrupt commit is moved
+        aside and the campaign rebuilt from the journal.)
     """
 
     model_class = ContinualActiveClassifier.__name__
@@ -150,6 +128,9 @@ class LabelStudioBackend:
         refresh_predictions: bool = True,
         start: bool = True,
         retry_seconds: float = 30.0,
+        max_retry_seconds: float = 300.0,
+        predict_batch: int = 256,
+        fetch_workers: int = 8,
     ):
         if isinstance(train_every, bool) or not isinstance(train_every, int) or train_every < 1:
             raise ValueError(f"train_every must be a whole number of at least 1, got {train_every!r}.")
@@ -161,25 +142,28 @@ class LabelStudioBackend:
         self.score = score
         self.control = control
         self.label_studio = label_studio
-        self.loader = TaskValueLoader(label_studio)
+        self.loader = TaskValueLoader(label_studio, workers=fetch_workers)
+        self.predictor = Predictor(self.loader, score, predict_batch)
+        self.faults = FaultBoard()
+        self.labels_refused = 0  # label events answered 507 since start
         self._lock = threading.RLock()
         self._config_lock = threading.Lock()  # a config change waits for a webhook's journal write, and back
         self._config: LabellingConfig | None = None
         self._pipeline: ServedPipeline | None = None
         self._project: str | None = None
+        self._uncommitted: tuple[Campaign, Campaign] | None = None  # (trained, its base) whose commit failed
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._state_lock = lock_state_dir(self.state_dir)
         try:
             self.journal = AnnotationJournal(self.state_dir / JOURNAL_FILENAME)
             self.store = CampaignStore(self.state_dir)
-            self._campaign: Campaign = new_campaign()
             self._restore()
         except BaseException:
             self._state_lock.close()
             raise
-        self.worker = TrainingWorker(self._step, retry_seconds=retry_seconds)
+        self.worker = TrainingWorker(self._step, retry_seconds=retry_seconds, max_retry_seconds=max_retry_seconds)
         self.refresher = None
-        self._resynced = False
+        self._resync_due = label_studio is not None  # at start, and after webhooks were refused
         if label_studio is not None and refresh_predictions:
             self.refresher = CoalescingRunner(self._refresh_predictions)
         if start:
@@ -187,16 +171,37 @@ class LabelStudioBackend:
 
     # -- state ---------------------------------------------------------------
     def _restore(self) -> None:
-        """Load the stored project, labelling config and newest commit, if any."""
+        """Load the stored project, labelling config, campaign id and newest commit, if any.
+
+        The campaign id is stored in the journal when the state folder is
+        new, so the model version is the same across restarts before the
+        seed round commits. A corrupt commit is moved aside and the campaign
+        rebuilt from the journal, under a new id (its model is a new one).
+        """
         self._project = self.journal.setting("project")
+        campaign_id = self.journal.setting("campaign_id")
+        if campaign_id is None:
+            campaign_id = new_campaign_id()
+            self.journal.set_setting("campaign_id", campaign_id)
+        self._campaign: Campaign = new_campaign(campaign_id)
         xml = self.journal.setting("label_config")
         if xml is None:
-            if self.store.current() is not None:
+            if self.store.commits.is_dir() and any(self.store.commits.iterdir()):
                 raise CampaignStateError(f"{self.state_dir} has a commit but no labelling config.")
             return
         config = parse_labelling_config(xml, self.control)
         pipeline = build_pipeline(self.factory, config)
-        loaded = self.store.load(pipeline.template)
+        try:
+            loaded = self.store.load(pipeline.template)
+        except CorruptCommitError as error:
+            loaded = None
+            moved = self.store.quarantine()
+            campaign_id = new_campaign_id()
+            self.journal.set_setting("campaign_id", campaign_id)
+            self._campaign = new_campaign(campaign_id)
+            message = f"{error} Moved it to {moved}; rebuilding the campaign from the journal."
+            logger.error("skcal serve: %s", message)
+            self.faults.note("commit", message)
         if loaded is not None:
             campaign, stored = loaded
             if list(stored.get("classes", config.classes)) != list(config.classes):
@@ -212,6 +217,20 @@ class LabelStudioBackend:
         """Start the training worker; it replays journal events newer than the last commit."""
         self.worker.start()
         self.worker.wake()
+
+    def warm_up(self) -> None:
+        """Load the feature model now, if the labelling config is known (before the port opens)."""
+        with self._lock:
+            pipeline = self._pipeline
+        if pipeline is not None:
+            pipeline.warm_up()
+
+    @property
+    def ready(self) -> bool:
+        """Whether ``/predict`` can answer without loading a model first."""
+        with self._lock:
+            pipeline = self._pipeline
+        return pipeline is not None and pipeline.is_warm
 
     @property
     def campaign(self) -> Campaign:
@@ -252,7 +271,7 @@ class LabelStudioBackend:
             current = self._config
             if current is not None and current.describe() == config.describe():
                 if project is not None and self._project is None:
-                    self._bind_project(project)
+                    self._bind_project(project, where)
                 return current
             if current is not None and self._has_labels():
                 raise ProtocolError(
@@ -265,16 +284,25 @@ class LabelStudioBackend:
                 pipeline = build_pipeline(self.factory, config)
             except (TypeError, ValueError) as error:
                 raise ProtocolError(500, f"{where}: the model factory failed: {error}") from None
-            self.journal.set_setting("label_config", xml)
+            self._journal_setting("label_config", xml, where)
             if project is not None and self._project is None:
-                self._bind_project(project)
+                self._bind_project(project, where)
             self._config, self._pipeline = config, pipeline
         self.worker.wake()
         return config
 
-    def _bind_project(self, project: str) -> None:
-        self.journal.set_setting("project", project)
+    def _bind_project(self, project: str, where: str) -> None:
+        self._journal_setting("project", project, where)
         self._project = project
+
+    def _journal_setting(self, key: str, value: str, where: str) -> None:
+        """Store a setting in the journal; 507 naming the storage fault if it cannot be written."""
+        try:
+            self.journal.set_setting(key, value)
+        except StorageError as error:
+            self.faults.report("journal", str(error))
+            raise ProtocolError(507, f"{where}: {error}. Nothing was changed; free space or make "
+                                f"{self.state_dir} writable.") from None  # fmt: skip
 
     def _check_project(self, project: str | None, where: str) -> None:
         if project is not None and self._project is not None and project != self._project:
@@ -295,6 +323,14 @@ class LabelStudioBackend:
         campaign = self.campaign
         with self.worker.condition:
             training, last_error = self.worker.busy, self.worker.last_error
+            failures, retry_at = self.worker.failures, self.worker.retry_at
+        try:
+            journal_events: int | None = self.journal.last_seq()
+        except StorageError as error:
+            self.faults.report("journal", str(error))
+            journal_events = None
+        faults, recent = self.faults.snapshot()
+        rss = rss_bytes()
         return {
             "status": "UP",
             "model_class": self.model_class,
@@ -304,11 +340,19 @@ class LabelStudioBackend:
             "rounds": campaign.n_rounds,
             "labelled": len(campaign.ledger.order),
             "pending": len(campaign.ledger.pending),
+            "set_aside": len(campaign.ledger.set_aside),
             "train_every": self.train_every,
-            "journal_events": self.journal.last_seq(),
+            "journal_events": journal_events,
             "training": training,
+            "ready": self.ready,
             "last_error": last_error,
+            "failed_steps": failures,
+            "retry_in": None if retry_at is None else round(max(retry_at - time.monotonic(), 0.0), 1),
             "last_refresh_error": None if self.refresher is None else self.refresher.last_error,
+            "labels_refused": self.labels_refused,
+            "faults": faults,
+            "recent_faults": recent,
+            "rss_mb": None if rss is None else round(rss / 2**20, 1),
             "score": self.score,
         }
 
@@ -376,18 +420,7 @@ class LabelStudioBackend:
                 f"/predict: no model yet: the seed round runs once {self.train_every} labels have arrived "
                 f"({len(campaign.ledger.pending)} so far).",
             )
-        try:
-            inputs = self.loader.load([task.value for task in request.tasks], config)
-        except MediaError as error:
-            raise ProtocolError(422, f"/predict: {error}") from None
-        started = time.monotonic()
-        probabilities = classifier.predict_proba(pipeline.features(inputs))
-        labels = np.asarray(classifier.classes_)[probabilities.argmax(axis=1)]
-        scores = prediction_scores(probabilities, self.score)
-        version = campaign.model_version
-        results = [prediction(str(label), score, config, version) for label, score in zip(labels, scores, strict=True)]
-        logger.info("skcal serve: predicted %d task(s) in %.2f s", len(results), time.monotonic() - started)
-        return {"results": results, "model_version": version}
+        return self.predictor.predict(campaign, pipeline, config, request.tasks)
 
     def webhook(self, body: dict) -> dict:
         """``POST /webhook``: journal annotation events (durably) and wake the training worker.
@@ -417,79 +450,132 @@ class LabelStudioBackend:
             with self._lock:
                 self._check_project(request.project, "/webhook")
                 if request.project is not None and self._project is None and not request.ignored:
-                    self._bind_project(request.project)
+                    self._bind_project(request.project, "/webhook")
             if request.ignored:
                 return {"status": "ignored", "action": request.action}
-            seq = self.journal.append(request.action, request.events) if request.events else self.journal.last_seq()
+            try:
+                seq = self.journal.append(request.action, request.events) if request.events else None
+            except StorageError as error:
+                raise self._refused(request.action, len(request.events), error) from None
+        if request.events and self.faults.clear("journal", note="a webhook was journalled"):
+            logger.info("skcal serve: the journal can be written again")
+            self.worker.retry_soon()
         self.worker.wake(train_now=request.train_now)
+        if seq is None:
+            seq = self.journal.last_seq()
         return {"status": "accepted", "action": request.action, "events": len(request.events), "journal": seq}
+
+    def _refused(self, action: str, n_events: int, error: StorageError) -> ProtocolError:
+        """Record that a webhook's events could not be journalled, and answer 507."""
+        with self._lock:
+            self.labels_refused += n_events
+        self.faults.report("journal", str(error))
+        self._resync_due = self.label_studio is not None
+        self.worker.wake()  # the worker probes the journal, with back-off, and heals once it can be written
+        healing = (
+            "they come back from Label Studio's annotations once the journal can be written again"
+            if self.label_studio is not None
+            else "Label Studio does not resend webhooks: once space is back, restart skcal serve with "
+            "--label-studio-url and --label-studio-token to recover them, or save the annotations again"
+        )
+        return ProtocolError(
+            507, f"/webhook {action}: {error}. The {n_events} label event(s) were not recorded; {healing}."
+        )
 
     # -- the worker's step ---------------------------------------------------
     def _step(self, train_now: bool) -> None:
-        """Apply new journal events; train and commit when due; publish."""
+        """Apply new journal events; train and commit when due; publish. Faults go to ``/health``."""
+        if self.faults.active("journal"):
+            try:
+                self.journal.probe()  # raises while the journal still cannot be written: the worker backs off
+            except StorageError as error:
+                self.faults.report("journal", str(error))
+                raise
+            if self.faults.clear("journal", note="the journal can be written again"):
+                logger.info("skcal serve: the journal can be written again")
+        try:
+            self._advance(train_now)
+        except Exception as error:
+            fault = storage_error(error, "run the training step")
+            if fault is None:
+                self.faults.report("training", f"{type(error).__name__}: {error}")
+                raise
+            self.faults.report("storage", str(fault))
+            raise fault from error
+        else:
+            self.faults.clear("training", note="a round succeeded")
+            self.faults.clear("storage", note="the state folder can be written again")
+
+    def _advance(self, train_now: bool) -> None:
         with self._lock:
             config, pipeline, current = self._config, self._pipeline, self._campaign
         if config is None:
             return  # events wait in the journal until a labelling config is known
         pipeline.warm_up()  # load the feature model before the first request needs it
-        if not self._resynced and self.label_studio is not None and self._project is not None:
-            self._resynced = True
+        if self._resync_due and self.label_studio is not None and self._project is not None:
             self._resync(current, config)
+        if self._uncommitted is not None:
+            trained, base = self._uncommitted
+            if base is current and self._config is config:  # trained already, only its commit failed:
+                self._commit(trained, current)  # retry the commit alone, training nothing while it fails
+                self._publish(config, current, trained)
+                current = trained
+            self._uncommitted = None
         events = self.journal.events_after(current.ledger.seq)
         following, changed = advance(current, events, pipeline, self.loader, config, self.train_every, train_now)
         if changed:
-            self.store.save(following, self._settings())
+            self._commit(following, current)
+        self._publish(config, current, following)
+
+    def _commit(self, campaign: Campaign, base: Campaign) -> None:
+        """Commit ``campaign``; when the state folder cannot be written, keep it to retry its commit alone."""
+        try:
+            self.store.save(campaign, self._settings())
+        except Exception as error:
+            fault = storage_error(error, f"commit {campaign.model_version}")
+            if fault is None:
+                raise
+            self._uncommitted = (campaign, base)
+            raise fault from error
+
+    def _publish(self, config: LabellingConfig, current: Campaign, following: Campaign) -> None:
         with self._lock:
             if self._config is config:
                 self._campaign = following
-        if changed and following.n_rounds != current.n_rounds:
+        self._report_set_aside(following)
+        if following.n_rounds != current.n_rounds:
+            release_free_memory()
             logger.info("skcal serve: %s (%d labelled points)", following.model_version, len(following.ledger.order))
             if self.refresher is not None and self._project is not None:
                 self.refresher.request()
 
-    def _resync(self, current: Campaign, config: LabellingConfig) -> None:
-        """Journal the differences between Label Studio's annotations and the campaign's (once, at start).
+    def _report_set_aside(self, campaign: Campaign) -> None:
+        set_aside = campaign.ledger.set_aside
+        if not set_aside:
+            self.faults.clear("images", note="every annotated image loaded")
+            return
+        annotation, error = next(iter(set_aside.items()))
+        self.faults.report(
+            "images",
+            f"{len(set_aside)} annotated image(s) could not be loaded and wait for a later round, e.g. "
+            f"annotation {annotation}: {error}",
+        )
 
-        Label Studio does not resend a webhook that failed, so annotations
-        made while the backend was down would otherwise never arrive. The
-        comparison uses the journal as it was before Label Studio's list was
-        read; an annotation with a newer journal event (a webhook that arrived
-        meanwhile) is left to that event.
-        """
+    def _resync(self, current: Campaign, config: LabellingConfig) -> None:
+        """Journal the differences between Label Studio's annotations and the campaign's (see reconcile)."""
         before = self.journal.last_seq()
         try:
             tasks = self.label_studio.annotated_tasks(self._project)
         except LabelStudioError as error:
             logger.warning("skcal serve: cannot compare with Label Studio's annotations: %s", error)
-            return
-        ledger = current.ledger.copy()
-        live = set()
-        for seq, event in self.journal.events_after(ledger.seq):
-            if seq <= before:
-                ledger.apply(seq, event)
-            else:
-                live.add(event.annotation_id)
-        known = {annotation: item.label for annotation, item in ledger.pending.items()}
-        for annotation, label in ledger.labels.items():
-            if annotation not in ledger.forget:
-                known[annotation] = ledger.relabel.get(annotation, label)
-        seen, missed = set(), []
-        for task in tasks:
-            annotations = task.get("annotations") if isinstance(task, dict) else None
-            for annotation in annotations if isinstance(annotations, list) else []:
-                try:
-                    event = annotation_event(annotation, task, config, f"Label Studio's task {task.get('id')}")
-                except ProtocolError as error:
-                    logger.warning("skcal serve: skipping an annotation Label Studio has: %s", error.message)
-                    continue
-                seen.add(event.annotation_id)
-                if event.annotation_id not in live and event.label != known.get(event.annotation_id):
-                    missed.append(event)
-        gone = [annotation for annotation in known if annotation not in seen and annotation not in live]
-        missed += [LabelEvent(annotation, None, None, None) for annotation in gone]
+            self.faults.report("label_studio", f"cannot read Label Studio's annotations: {error}")
+            return  # tried again at the next step
+        missed = missed_events(self.journal, current.ledger, before, tasks, config)
         if missed:
-            logger.info("skcal serve: %d annotation change(s) made while the backend was away", len(missed))
+            logger.info("skcal serve: %d annotation change(s) Label Studio has that the backend missed", len(missed))
             self.journal.append("RESYNC", missed)
+        self._resync_due = False
+        self.faults.clear("label_studio", note="Label Studio's annotations were read")
 
     def _refresh_predictions(self) -> None:
         """Have Label Studio fetch the new version's predictions, then sort by them."""
@@ -515,55 +601,28 @@ class LabelStudioBackend:
             return self.refresher.wait_idle(timeout)
         return done
 
-    def close(self, timeout: float = 60.0) -> None:
-        """Stop the worker (after its current step), close the journal and release the state folder.
+    def close(self, timeout: float = 60.0) -> bool:
+        """Stop the worker after its step (the round in progress commits); close the journal; release the folder.
 
         Parameters
         ----------
         timeout : float, default=60
+            At most this long for the step in progress; a round still running
+            then is abandoned (its labels stay in the journal and train at
+            the next start; commits are atomic, so none is left half written).
+
+        Returns
+        -------
+        bool
+            True when the worker finished; False when its step was abandoned.
         """
-        self.worker.stop(timeout)
+        finished = self.worker.stop(timeout)
         if self.refresher is not None:
-            self.refresher.stop()
-        self.journal.close()
+            self.refresher.stop(min(timeout, 10.0))
+        if finished:
+            self.journal.close()
         self._state_lock.close()
-
-
-def fingerprint(backend: LabelStudioBackend) -> dict:
-    """Everything a request could change, as comparable plain values (for tests and diagnostics).
-
-    Parameters
-    ----------
-    backend : LabelStudioBackend
-
-    Returns
-    -------
-    dict
-        Model weights and history (as bytes), the ledger, pending labels,
-        the journal's events, project, config and model version.
-    """
-    campaign = backend.campaign
-    classifier: Any = campaign.classifier
-    weights = history = None
-    if classifier is not None:
-        weights = {
-            key: value.detach().cpu().numpy().tobytes() for key, value in classifier.module_.state_dict().items()
-        }
-        state = classifier.labelled_history_.state()
-        history = (state["y"].numpy().tobytes(), state["logits"].numpy().tobytes(), state["rounds"].numpy().tobytes())
-    ledger = campaign.ledger
-    return {
-        "weights": weights,
-        "history": history,
-        "order": list(ledger.order),
-        "labels": dict(ledger.labels),
-        "pending": {key: (item.label, item.value) for key, item in ledger.pending.items()},
-        "corrections": (dict(ledger.relabel), list(ledger.forget)),
-        "journal": [(seq, event.to_json()) for seq, event in backend.journal.events_after(0)],
-        "project": backend._project,
-        "config": None if backend.config is None else backend.config.describe(),
-        "model_version": campaign.model_version,
-    }
+        return finished
 
 
 __all__ = ["LabelStudioBackend", "fingerprint"]

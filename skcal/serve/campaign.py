@@ -15,46 +15,33 @@ journal events, on copies: corrections first (``relabel``/``forget`` on the
 classifier), then, when enough labels wait (or training was asked for), one
 CAL round on the pending labels only (``partial_fit``; the first is the seed
 round). The current campaign is never modified, so predictions keep reading
-it while a round trains, and a round that fails leaves nothing half done.
+it while a round trains, and a round that fails leaves nothing half done. A
+pending label whose input cannot be loaded (an image that cannot be fetched)
+is *set aside*: the round trains on the others, and it stays pending, tried
+again at every later round, until it loads or its annotation changes.
 
-:class:`CampaignStore` commits a campaign to disk atomically: the
-checkpoint (:meth:`~skcal.ContinualActiveClassifier.save_checkpoint`) and the
-ledger go to a new folder, which a pointer file, replaced with ``os.replace``,
-then names. The ledger records the journal position it has used; a backend
-restarted from the commit replays the journal's later events. Replaying an
-event twice is harmless (a label event for a trained annotation with the
-same label changes nothing), so the position can safely be that of the
-oldest annotation still pending.
+Campaigns are committed to disk by :class:`~skcal.serve.store.CampaignStore`.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import os
 import secrets
-import shutil
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..checkpoint import FILENAME as CHECKPOINT_FILENAME
-from ..checkpoint import CheckpointError
 from ..estimator import ContinualActiveClassifier
-from ..utils.io import atomic_write
 from .protocol import LabelEvent
-
-LEDGER_FILENAME = "ledger.json"
-POINTER_FILENAME = "CURRENT"
-COMMITS_FOLDER = "commits"
-LEDGER_FORMAT = 1
 
 
 class CampaignStateError(RuntimeError):
     """A state folder whose commit cannot be used (corrupt, or for another labelling config)."""
+
+
+class CorruptCommitError(CampaignStateError):
+    """The newest commit is damaged (unreadable, truncated, or its ledger and checkpoint disagree)."""
 
 
 @dataclass
@@ -95,6 +82,10 @@ class Ledger:
         Trained annotations whose label changed.
     forget : dict of int to None
         Trained annotations withdrawn (deleted, cancelled, or left without a choice).
+    set_aside : dict of int to str
+        Pending annotations whose input could not be loaded at the last round
+        (an image that cannot be fetched), with the error: they do not count
+        towards ``train_every`` and are tried again at every round.
     seq : int
         The newest journal event applied.
     """
@@ -105,6 +96,7 @@ class Ledger:
     pending: dict = field(default_factory=dict)
     relabel: dict = field(default_factory=dict)
     forget: dict = field(default_factory=dict)
+    set_aside: dict = field(default_factory=dict)
     seq: int = 0
 
     def copy(self) -> Ledger:
@@ -127,6 +119,7 @@ class Ledger:
         """
         annotation = event.annotation_id
         self.seq = max(self.seq, seq)
+        self.set_aside.pop(annotation, None)  # changed: its input may load now
         if event.label is None:
             self.pending.pop(annotation, None)
             self.relabel.pop(annotation, None)
@@ -143,6 +136,11 @@ class Ledger:
         previous = self.pending.get(annotation)
         first_seq = previous.first_seq if previous is not None else seq
         self.pending[annotation] = PendingLabel(first_seq, event.task_id, event.value, event.label)
+
+    @property
+    def ready(self) -> int:
+        """Pending labels that count towards the next round (those not set aside)."""
+        return len(self.pending) - len(self.set_aside.keys() & self.pending.keys())
 
     @property
     def has_corrections(self) -> bool:
@@ -227,14 +225,29 @@ class Campaign:
         return f"skcal-{self.campaign_id}-round-{self.n_rounds - 1}"
 
 
-def new_campaign() -> Campaign:
-    """Start an empty campaign with a fresh id.
+def new_campaign_id() -> str:
+    """Return a fresh random campaign id (8 hex digits).
+
+    Returns
+    -------
+    str
+    """
+    return secrets.token_hex(4)
+
+
+def new_campaign(campaign_id: str | None = None) -> Campaign:
+    """Start an empty campaign.
+
+    Parameters
+    ----------
+    campaign_id : str, optional
+        A fresh one by default.
 
     Returns
     -------
     Campaign
     """
-    return Campaign(campaign_id=secrets.token_hex(4), classifier=None, ledger=Ledger())
+    return Campaign(campaign_id=campaign_id or new_campaign_id(), classifier=None, ledger=Ledger())
 
 
 def advance(
@@ -250,8 +263,11 @@ def advance(
 
     ``current`` is not modified. Corrections (changed or withdrawn labels of
     trained points) are applied to a copy of the classifier; a round runs
-    when at least ``train_every`` labels are pending, or when ``train_now``
-    and any are. Withdrawing every trained point starts a new campaign.
+    when at least ``train_every`` labels are pending (not counting those set
+    aside), or when ``train_now`` and any are. It trains on every pending
+    label whose input loads; the others are set aside
+    (:attr:`Ledger.set_aside`). Withdrawing every trained point starts a new
+    campaign.
 
     Parameters
     ----------
@@ -260,7 +276,8 @@ def advance(
         Journal events after ``current.ledger.seq``.
     pipeline : ServedPipeline
     loader : TaskValueLoader
-        Turns pending task values into pipeline inputs.
+        Turns pending task values into pipeline inputs (``load_each``: an
+        input, or the ``MediaError`` that loading it raised).
     config : LabellingConfig
     train_every : int
     train_now : bool, default=False
@@ -274,13 +291,24 @@ def advance(
     Raises
     ------
     Exception
-        Whatever loading the inputs or the round raised; ``current`` is intact.
+        Whatever the round (or loading an input, other than a ``MediaError``)
+        raised; ``current`` is intact.
     """
     ledger = current.ledger.copy()
     for seq, event in events:
         ledger.apply(seq, event)
-    due = len(ledger.pending) >= train_every or (train_now and ledger.pending)
-    if not due and not ledger.has_corrections:
+    due = ledger.ready >= train_every or (train_now and ledger.pending)
+    usable: list = []
+    if due:
+        pending = list(ledger.pending.items())
+        loaded = loader.load_each([item.value for _, item in pending], config)
+        ledger.set_aside = {}
+        for (annotation, item), value in zip(pending, loaded, strict=True):
+            if isinstance(value, Exception):
+                ledger.set_aside[annotation] = str(value)
+            else:
+                usable.append((annotation, item, value))
+    if not usable and not ledger.has_corrections:
         return Campaign(current.campaign_id, current.classifier, ledger, current.commit), False
     classifier = None if current.classifier is None else copy.deepcopy(current.classifier)
     campaign_id = current.campaign_id
@@ -304,190 +332,27 @@ def advance(
         classifier.relabel(positions, np.array([ledger.relabel[annotation] for annotation in annotations], dtype=str))
         ledger.labels.update(ledger.relabel)
         ledger.relabel.clear()
-    if due:
-        pending = list(ledger.pending.items())
-        features = pipeline.features(loader.load([item.value for _, item in pending], config))
-        labels = np.array([item.label for _, item in pending], dtype=str)
+    if usable:
+        features = pipeline.features([value for _, _, value in usable])
+        labels = np.array([item.label for _, item, _ in usable], dtype=str)
         if classifier is None:
             classifier = pipeline.new_classifier()
         classifier.partial_fit(features, labels)
-        for annotation, item in pending:
+        for annotation, item, _ in usable:
             ledger.order.append(annotation)
             ledger.labels[annotation] = item.label
             ledger.tasks[annotation] = item.task_id
-        ledger.pending.clear()
+            del ledger.pending[annotation]
     return Campaign(campaign_id, classifier, ledger, current.commit + 1), True
 
 
-class CampaignStore:
-    """Commits of a served campaign in a state folder, each one atomic.
-
-    Layout::
-
-        <folder>/CURRENT                 the name of the newest commit folder
-        <folder>/commits/<n>-<hex>/      checkpoint.pt (once trained) and ledger.json
-
-    A commit writes a new folder (each file flushed to disk), then replaces
-    ``CURRENT``; a crash at any point leaves the previous commit in force.
-    Older commit folders, and folders a crash left unnamed, are removed
-    after the next commit and at start.
-
-    Parameters
-    ----------
-    folder : str or Path
-    """
-
-    def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
-        self.commits = self.folder / COMMITS_FOLDER
-
-    def save(self, campaign: Campaign, settings: dict) -> Path:
-        """Write ``campaign`` as the newest commit.
-
-        Parameters
-        ----------
-        campaign : Campaign
-        settings : dict
-            Plain values stored with the ledger (project, classes, ...).
-
-        Returns
-        -------
-        Path
-            The commit folder.
-        """
-        self.commits.mkdir(parents=True, exist_ok=True)
-        target = self.commits / f"{campaign.commit:06d}-{secrets.token_hex(3)}"
-        target.mkdir()
-        try:
-            if campaign.classifier is not None:
-                campaign.classifier.save_checkpoint(target)
-            ledger = {
-                "format": LEDGER_FORMAT,
-                "campaign": campaign.campaign_id,
-                "commit": campaign.commit,
-                "model_version": campaign.model_version,
-                "saved_at": time.time(),
-                "ledger": campaign.ledger.to_json(),
-                **settings,
-            }
-            _write_durably(target / LEDGER_FILENAME, json.dumps(ledger, indent=1).encode())
-            _fsync_folder(target)
-            _fsync_folder(self.commits)
-            _write_durably(self.folder / POINTER_FILENAME, target.name.encode())
-            _fsync_folder(self.folder)
-        except BaseException:
-            shutil.rmtree(target, ignore_errors=True)
-            raise
-        self.remove_stale(keep=target.name)
-        return target
-
-    def current(self) -> Path | None:
-        """Return the newest commit folder, or None.
-
-        Returns
-        -------
-        Path or None
-        """
-        pointer = self.folder / POINTER_FILENAME
-        if not pointer.is_file():
-            return None
-        try:
-            name = pointer.read_bytes().decode("utf-8").strip()
-        except UnicodeDecodeError:
-            raise CampaignStateError(f"{pointer} does not name a commit folder: it is not text.") from None
-        if not name or "/" in name or name.startswith("."):
-            raise CampaignStateError(f"{pointer} does not name a commit folder: {name!r}.")
-        folder = self.commits / name
-        if not (folder / LEDGER_FILENAME).is_file():
-            raise CampaignStateError(f"{pointer} names {folder}, which has no {LEDGER_FILENAME}.")
-        return folder
-
-    def remove_stale(self, keep: str | None = None) -> None:
-        """Remove commit folders other than ``keep`` (by default the current one).
-
-        Parameters
-        ----------
-        keep : str, optional
-        """
-        if keep is None:
-            current = self.current()
-            keep = None if current is None else current.name
-        if not self.commits.is_dir():
-            return
-        for folder in self.commits.iterdir():
-            if folder.name != keep:
-                shutil.rmtree(folder, ignore_errors=True)
-
-    def load(self, template: ContinualActiveClassifier) -> tuple[Campaign, dict] | None:
-        """Load the newest commit, the classifier into a copy of ``template``.
-
-        Parameters
-        ----------
-        template : ContinualActiveClassifier
-            Untrained, built as the campaign's was (the factory's classifier).
-
-        Returns
-        -------
-        (Campaign, dict) or None
-            The campaign and the settings stored with it; None without a commit.
-
-        Raises
-        ------
-        CampaignStateError
-            When the commit is unreadable or its ledger does not match its
-            checkpoint (point count or labels).
-        """
-        folder = self.current()
-        if folder is None:
-            return None
-        try:
-            stored = json.loads((folder / LEDGER_FILENAME).read_text())
-            ledger = Ledger.from_json(stored["ledger"])
-            campaign_id, commit = str(stored["campaign"]), int(stored["commit"])
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise CampaignStateError(f"{folder / LEDGER_FILENAME} is unreadable: {error}") from None
-        classifier = None
-        if (folder / CHECKPOINT_FILENAME).is_file():
-            from sklearn.base import clone
-
-            try:
-                classifier = clone(template).load_checkpoint(folder)
-            except (CheckpointError, FileNotFoundError) as error:
-                raise CampaignStateError(
-                    f"{folder}'s checkpoint cannot be loaded with this factory's classifier: {error}"
-                ) from None
-            history_labels = classifier.classes_[classifier.labelled_history_.y.cpu().numpy()]
-            expected = [ledger.labels[annotation] for annotation in ledger.order]
-            if len(expected) != len(history_labels) or list(history_labels) != expected:
-                raise CampaignStateError(
-                    f"{folder}: the checkpoint's {len(history_labels)} labelled points do not match the ledger's "
-                    f"{len(expected)} annotations."
-                )
-        elif ledger.order:
-            raise CampaignStateError(
-                f"{folder}: the ledger lists {len(ledger.order)} trained annotations but there is no checkpoint."
-            )
-        return Campaign(campaign_id, classifier, ledger, commit), stored
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a flushed temporary file and ``os.replace``."""
-    with atomic_write(path, prefix=f".{path.name}.") as stream:
-        stream.write(data)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Flush a folder's entries (new and renamed files) to disk, where the platform allows it."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-__all__ = ["Campaign", "CampaignStateError", "CampaignStore", "Ledger", "PendingLabel", "advance", "new_campaign"]
+__all__ = [
+    "Campaign",
+    "CampaignStateError",
+    "CorruptCommitError",
+    "Ledger",
+    "PendingLabel",
+    "advance",
+    "new_campaign",
+    "new_campaign_id",
+]

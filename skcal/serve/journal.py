@@ -9,6 +9,12 @@ has used them, and a restarted backend replays the rest (see
 :mod:`skcal.serve.campaign`). The journal also keeps the labelling config and
 project of the last ``/setup``, so a restart knows them before Label Studio
 calls again.
+
+A journal that cannot be written (disk full, read-only, I/O error) raises
+:class:`~skcal.serve.faults.StorageError` naming SQLite's own message: the
+transaction is rolled back if SQLite has not already done so (it has, on a
+full disk), so the real error is never hidden behind "cannot rollback - no
+transaction is active", and nothing of the failed write remains.
 """
 
 from __future__ import annotations
@@ -16,8 +22,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from .faults import storage_error
 from .protocol import LabelEvent
 
 _SCHEMA = """
@@ -49,9 +58,34 @@ class AnnotationJournal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA synchronous=FULL")
-        self._connection.executescript(_SCHEMA)
+        with self._storage("open the journal"):
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA synchronous=FULL")
+            self._connection.executescript(_SCHEMA)
+
+    @contextmanager
+    def _storage(self, what: str) -> Iterator[None]:
+        """Turn SQLite's disk-full, read-only and I/O errors into a StorageError naming them."""
+        try:
+            yield
+        except sqlite3.Error as error:
+            fault = storage_error(error, what)
+            if fault is None:
+                raise
+            raise fault from error
+
+    def _write(self, what: str, statements: list) -> None:
+        """Run ``(sql, rows)`` statements in one immediate transaction; roll back on failure if still open."""
+        with self._storage(what):
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, rows in statements:
+                    self._connection.executemany(sql, rows)
+                self._connection.execute("COMMIT")
+            except BaseException:
+                if self._connection.in_transaction:  # SQLite rolls back by itself on a full disk
+                    self._connection.execute("ROLLBACK")
+                raise
 
     def append(self, action: str, events: list) -> int:
         """Write events in one transaction, durable when this returns.
@@ -70,14 +104,11 @@ class AnnotationJournal:
         """
         rows = [(action, json.dumps(event.to_json())) for event in events]
         with self._lock:
-            self._connection.execute("BEGIN IMMEDIATE")
-            try:
-                self._connection.executemany("INSERT INTO events (action, event) VALUES (?, ?)", rows)
-                self._connection.execute("COMMIT")
-            except BaseException:
-                self._connection.execute("ROLLBACK")
-                raise
-            return self._last_seq()
+            self._write(
+                f"journal {len(rows)} label event(s)", [("INSERT INTO events (action, event) VALUES (?, ?)", rows)]
+            )
+            with self._storage("read the journal"):
+                return self._last_seq()
 
     def _last_seq(self) -> int:
         row = self._connection.execute("SELECT MAX(seq) FROM events").fetchone()
@@ -90,7 +121,7 @@ class AnnotationJournal:
         -------
         int
         """
-        with self._lock:
+        with self._lock, self._storage("read the journal"):
             return self._last_seq()
 
     def events_after(self, seq: int) -> list:
@@ -104,12 +135,12 @@ class AnnotationJournal:
         -------
         list of (int, LabelEvent)
         """
-        with self._lock:
+        with self._lock, self._storage("read the journal"):
             rows = self._connection.execute("SELECT seq, event FROM events WHERE seq > ? ORDER BY seq", (seq,))
             return [(int(number), LabelEvent.from_json(json.loads(text))) for number, text in rows.fetchall()]
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._lock, self._storage("read the journal"):
             return int(self._connection.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
     def set_setting(self, key: str, value: str) -> None:
@@ -121,7 +152,25 @@ class AnnotationJournal:
         value : str
         """
         with self._lock:
-            self._connection.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))
+            self._write(f"store the setting {key!r}", [("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+                                                        [(key, value)])])  # fmt: skip
+
+    def probe(self) -> None:
+        """Write and remove a row, durably, to tell whether the journal can be written again.
+
+        Raises
+        ------
+        StorageError
+            While it cannot (a full disk, a read-only file system).
+        """
+        with self._lock:
+            self._write(
+                "write to the journal",
+                [
+                    ("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", [("probe", "x" * 4096)]),
+                    ("DELETE FROM settings WHERE key = ?", [("probe",)]),
+                ],
+            )
 
     def setting(self, key: str) -> str | None:
         """Return a stored setting, or None.
@@ -134,7 +183,7 @@ class AnnotationJournal:
         -------
         str or None
         """
-        with self._lock:
+        with self._lock, self._storage("read the journal"):
             row = self._connection.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 

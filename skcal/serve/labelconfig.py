@@ -100,8 +100,8 @@ def parse_labelling_config(xml: str, control: str | None = None) -> LabellingCon
     Raises
     ------
     LabellingConfigError
-        If the text is not XML (or declares a DOCTYPE or entities, which are
-        refused), has no such control (or not the one named), the control
+        If the text is not valid Unicode (a lone surrogate) or not XML (or
+        declares a DOCTYPE or entities, which are refused), has no such control (or not the one named), the control
         allows several choices, its object's ``value`` is not a ``$field``,
         or the choices are fewer than two or repeated.
     """
@@ -109,6 +109,13 @@ def parse_labelling_config(xml: str, control: str | None = None) -> LabellingCon
         raise LabellingConfigError("the labelling config is empty; it must be Label Studio XML (<View>...</View>).")
     if len(xml) > MAX_CONFIG_LENGTH:
         raise LabellingConfigError(f"the labelling config has {len(xml)} characters, more than {MAX_CONFIG_LENGTH}.")
+    if not xml.isascii():
+        try:
+            xml.encode("utf-8")
+        except UnicodeEncodeError as error:  # JSON's "\ud800": a lone surrogate, which no XML parser takes
+            raise LabellingConfigError(
+                f"the labelling config is not valid Unicode text: {error.reason} at character {error.start}."
+            ) from None
     if "<!DOCTYPE" in xml.upper() or "<!ENTITY" in xml.upper():
         raise LabellingConfigError("the labelling config declares a DOCTYPE or entities, which are not accepted.")
     try:

@@ -7,7 +7,8 @@ sends. Requests to the Label Studio server carry its API token: a personal
 access token (exchanged for an access token at ``/api/token/refresh``) or a
 legacy token (``Authorization: Token ...``), from ``skcal serve
 --label-studio-token`` or else the ``access_token`` of ``/setup``. Images are
-decoded with Pillow, at most :data:`MAX_IMAGE_BYTES` each.
+decoded with Pillow, at most :data:`MAX_IMAGE_BYTES` each, and fetched
+concurrently, at most ``workers`` at a time.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import io
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .labelconfig import LabellingConfig
@@ -41,11 +43,16 @@ class TaskValueLoader:
         ``data:`` URIs and other absolute URLs.
     timeout : float, default=30
         Seconds per image download.
+    workers : int, default=8
+        Images fetched at once.
     """
 
-    def __init__(self, client: LabelStudioClient | None = None, timeout: float = 30.0):
+    def __init__(self, client: LabelStudioClient | None = None, timeout: float = 30.0, workers: int = 8):
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be a whole number of at least 1, got {workers!r}.")
         self.client = client
         self.timeout = timeout
+        self.workers = workers
 
     def load(self, values: list, config: LabellingConfig) -> list:
         """Return texts unchanged, or images decoded (``PIL.Image.Image``).
@@ -62,11 +69,40 @@ class TaskValueLoader:
         Raises
         ------
         MediaError
-            Naming the value that failed.
+            Naming the first value that failed.
+        """
+        loaded = self.load_each(values, config)
+        failed = next((value for value in loaded if isinstance(value, MediaError)), None)
+        if failed is not None:
+            raise failed
+        return loaded
+
+    def load_each(self, values: list, config: LabellingConfig) -> list:
+        """Like :meth:`load`, but a value that cannot be loaded gives its :class:`MediaError` in its place.
+
+        Parameters
+        ----------
+        values : list of str
+        config : LabellingConfig
+
+        Returns
+        -------
+        list
+            An input or a ``MediaError`` per value, in order.
         """
         if config.object_type != "Image":
             return list(values)
-        return [self.image(value) for value in values]
+        remote = sum(not value.startswith("data:") for value in values)
+        if remote <= 1 or self.workers == 1:
+            return [self._image_or_error(value) for value in values]
+        with ThreadPoolExecutor(min(self.workers, remote), thread_name_prefix="skcal-fetch") as pool:
+            return list(pool.map(self._image_or_error, values))
+
+    def _image_or_error(self, url: str) -> Any:
+        try:
+            return self.image(url)
+        except MediaError as error:
+            return error
 
     def image(self, url: str) -> Any:
         """Fetch and decode one image.

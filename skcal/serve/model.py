@@ -124,12 +124,21 @@ class ServedPipeline:
         return features
 
     def warm_up(self) -> None:
-        """Call ``load()`` on the feature steps that have one (the sentence embedder loads its model), once."""
-        if not getattr(self, "_warm", False):
+        """Call ``load()`` on the feature steps that have one (the sentence embedder loads its model), once.
+
+        Safe from several threads at once: the steps' ``load`` must be (the
+        sentence embedder's loads under a lock).
+        """
+        if not self.is_warm:
             for _, step in self.steps:
                 if callable(getattr(step, "load", None)):
                     step.load()
             self._warm = True
+
+    @property
+    def is_warm(self) -> bool:
+        """Whether :meth:`warm_up` has run (or no step has a model to load)."""
+        return getattr(self, "_warm", False) or not any(callable(getattr(step, "load", None)) for _, step in self.steps)
 
     def new_classifier(self) -> ContinualActiveClassifier:
         """Return an untrained copy of the factory's classifier, with the config's classes declared.

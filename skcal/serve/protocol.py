@@ -73,14 +73,18 @@ class ProtocolError(Exception):
     ----------
     status : int
         4xx for the caller's mistakes, 409 for a request that conflicts with
-        the backend's state, 503 when no model can answer yet.
+        the backend's state, 503 when no model can answer yet, 507 when the
+        state folder cannot be written.
     message : str
+    headers : dict, optional
+        Extra response headers (``Retry-After``).
     """
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
 
 
 @dataclass(frozen=True)

@@ -29,23 +29,54 @@ class TrainingWorker:
     step : callable
         ``step(train_now: bool) -> None``; raises on failure.
     retry_seconds : float, default=30
-        After a failed step, try again this long later if nothing wakes the worker first.
+        After a failed step, try again this long later (and no sooner).
+    max_retry_seconds : float, default=300
+        The longest wait between two tries, however many failed.
     name : str, default="skcal-training"
         The thread's name.
     """
 
-    def __init__(self, step: Callable[[bool], None], retry_seconds: float = 30.0, name: str = "skcal-training"):
+    def __init__(
+        self,
+        step: Callable[[bool], None],
+        retry_seconds: float = 30.0,
+        max_retry_seconds: float = 300.0,
+        name: str = "skcal-training",
+    ):
         self.step = step
         self.retry_seconds = retry_seconds
+        self.max_retry_seconds = max(max_retry_seconds, retry_seconds)
         self.condition = threading.Condition()
         self.wakeups = 0
         self.train_now = False
         self.busy = False
         self.stopping = False
         self.failed = False
+        self.failures = 0
+        self.retry_at: float | None = None
         self.last_error: str | None = None
         self.steps_done = 0
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def backoff(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` failed steps in a row.
+
+        Parameters
+        ----------
+        failures : int
+
+        Returns
+        -------
+        float
+        """
+        return min(self.retry_seconds * 2.0 ** max(failures - 1, 0), self.max_retry_seconds)
+
+    def retry_soon(self) -> None:
+        """Cut the current back-off short: what made the steps fail is known to have cleared."""
+        with self.condition:
+            if self.failed:
+                self.retry_at = time.monotonic()
+                self.condition.notify_all()
 
     def start(self) -> None:
         """Start the thread."""
@@ -63,14 +94,16 @@ class TrainingWorker:
             self.train_now = self.train_now or train_now
             self.condition.notify_all()
 
+    def _due(self) -> bool:
+        if self.failed:  # backing off: only the retry time starts the next step
+            return time.monotonic() >= self.retry_at
+        return bool(self.wakeups)
+
     def _run(self) -> None:
         while True:
             with self.condition:
-                deadline = time.monotonic() + self.retry_seconds if self.failed else None
-                while not self.wakeups and not self.stopping:
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        break
+                while not self.stopping and not self._due():
+                    remaining = None if not self.failed else max(self.retry_at - time.monotonic(), 0.0)
                     self.condition.wait(remaining)
                 if self.stopping:
                     return
@@ -78,13 +111,19 @@ class TrainingWorker:
             try:
                 self.step(train_now)
             except Exception as error:  # a failed round is reported and retried, never fatal to the server
-                logger.exception("skcal serve: training step failed")
                 with self.condition:
+                    self.failures += 1
+                    delay = self.backoff(self.failures)
                     self.failed, self.last_error = True, f"{type(error).__name__}: {error}"
+                    self.retry_at = time.monotonic() + delay
                     self.train_now = self.train_now or train_now
+                    failures = self.failures
+                if failures <= 3 or failures % 10 == 0:  # the traceback once, then a line now and then
+                    logger.error("skcal serve: training step failed (%d in a row; next try in %.0f s): %s",
+                                 failures, delay, self.last_error, exc_info=failures == 1)  # fmt: skip
             else:
                 with self.condition:
-                    self.failed, self.last_error = False, None
+                    self.failed, self.last_error, self.failures, self.retry_at = False, None, 0, None
             finally:
                 with self.condition:
                     self.busy = False
@@ -109,7 +148,7 @@ class TrainingWorker:
         deadline = time.monotonic() + timeout
         with self.condition:
             while True:
-                if not self.busy and not self.wakeups:
+                if not self.busy and (not self.wakeups or self.failed):
                     if done():
                         return True
                     if self.failed:
@@ -119,18 +158,25 @@ class TrainingWorker:
                     return False
                 self.condition.wait(min(remaining, 0.2))
 
-    def stop(self, timeout: float = 60.0) -> None:
+    def stop(self, timeout: float = 60.0) -> bool:
         """Stop after the current step (waiting at most ``timeout`` seconds for it).
 
         Parameters
         ----------
         timeout : float, default=60
+
+        Returns
+        -------
+        bool
+            True when the thread has ended; False when the step was still
+            running after ``timeout`` (it is abandoned: a daemon thread).
         """
         with self.condition:
             self.stopping = True
             self.condition.notify_all()
         if self.thread.is_alive():
             self.thread.join(timeout)
+        return not self.thread.is_alive()
 
 
 class CoalescingRunner:

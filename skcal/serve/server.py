@@ -188,6 +188,67 @@ def _finish(backend: LabelStudioBackend, timeout: float) -> bool:
     return finished
 
 
+def build_server(
+    backend: LabelStudioBackend,
+    host: str = "127.0.0.1",
+    port: int = 9090,
+    credentials: Credentials | None = None,
+    log_level: str = "info",
+    limits: ServerLimits | None = None,
+    open_files: int | None = None,
+    rate_limit: RateLimitedLog | None = None,
+) -> uvicorn.Server:
+    """Build the uvicorn server of ``backend``, with the guards of ``limits`` (not started).
+
+    Parameters
+    ----------
+    backend : LabelStudioBackend
+    host : str, default="127.0.0.1"
+    port : int, default=9090
+        0 picks a free port (``server.servers[0].sockets`` once started).
+    credentials : Credentials, optional
+    log_level : str, default="info"
+    limits : ServerLimits, optional
+    open_files : int, optional
+        The open-file limit, which ``max_connections`` stays below.
+    rate_limit : RateLimitedLog, optional
+        Its count of held-back lines shows in ``/health``.
+
+    Returns
+    -------
+    uvicorn.Server
+        ``server.run()`` serves until SIGTERM or Ctrl-C (or ``server.should_exit``).
+    """
+    limits = limits or ServerLimits()
+    max_connections = connection_limit(limits.max_connections, open_files)
+    stats = ConnectionStats()
+
+    def server_health() -> dict:
+        return {
+            "connections": len(server.server_state.connections),
+            "max_connections": max_connections,
+            **stats.snapshot(),
+            "log_lines_held_back": None if rate_limit is None else rate_limit.held_back,
+        }
+
+    app = create_app(backend, credentials, body_timeout=limits.body_timeout, server_health=server_health)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=None,  # uvicorn's loggers go to the root handlers, which rate-limit them
+        access_log=log_level == "debug",
+        http=guarded_protocol(limits.header_timeout, max_connections, stats),
+        timeout_keep_alive=limits.keep_alive,
+        limit_concurrency=max_connections + 1,
+        timeout_graceful_shutdown=limits.drain,
+        lifespan="off",
+    )
+    server = _GracefulServer(config)
+    return server
+
+
 def serve(
     backend: LabelStudioBackend,
     host: str = "127.0.0.1",
@@ -217,40 +278,15 @@ def serve(
     limits = limits or ServerLimits()
     tune_allocator()
     open_files = raise_open_file_limit()
-    max_connections = connection_limit(limits.max_connections, open_files)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     rate_limit = RateLimitedLog()
     quiet_logs(rate_limit)
-    stats = ConnectionStats()
-
-    def server_health() -> dict:
-        return {
-            "connections": len(server.server_state.connections),
-            "max_connections": max_connections,
-            **stats.snapshot(),
-            "log_lines_held_back": rate_limit.held_back,
-        }
-
     started = time.monotonic()
     backend.warm_up()  # before the port opens: the first /predict never waits for, or races, the model's load
     logger.info("skcal serve: model ready in %.1f s", time.monotonic() - started)
-    app = create_app(backend, credentials, body_timeout=limits.body_timeout, server_health=server_health)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        log_config=None,  # uvicorn's loggers go to the root handlers, which rate-limit them
-        access_log=log_level == "debug",
-        http=guarded_protocol(limits.header_timeout, max_connections, stats),
-        timeout_keep_alive=limits.keep_alive,
-        limit_concurrency=max_connections + 1,
-        timeout_graceful_shutdown=limits.drain,
-    )
-    server = _GracefulServer(config)
-    logger.info("skcal serve: %s on http://%s:%d (state in %s; at most %d connections)",
-                backend.model_version, host, port, backend.state_dir, max_connections)  # fmt: skip
+    server = build_server(backend, host, port, credentials, log_level, limits, open_files, rate_limit)
+    logger.info("skcal serve: %s on http://%s:%d (state in %s)", backend.model_version, host, port, backend.state_dir)
     try:
         server.run()
     finally:
@@ -258,4 +294,4 @@ def serve(
     return finished
 
 
-__all__ = ["ServerLimits", "make_backend", "serve"]
+__all__ = ["ServerLimits", "build_server", "make_backend", "serve"]

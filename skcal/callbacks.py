@@ -230,4 +230,119 @@ class AutoRoundStop(Callback):
         return correct / len(positions)
 
 
-__all__ = ["AutoRoundStop", "QuietPrintLog", "TrainAccuracyStop"]
+class HeldOutRoundStop(Callback):
+    """End a round once the evidence of its held-out points stops improving.
+
+    The rule of ``round_epochs="auto"``. Such a round holds a stratified
+    share of its training points out of training, its *stop set* (the
+    estimator's ``stop_split``: 20% of each class's new points by default,
+    drawn afresh every round; they join the labelled history with the
+    others and train from the next round on). After every epoch the model
+    scores the stop set in eval mode. The epoch *improves* if its held-out
+    accuracy is the round's best so far, or its held-out loss (mean
+    negative log-likelihood) is below the round's lowest by more than
+    ``min_loss_decrease`` (relative): the loss, smoother than the accuracy
+    of a few dozen points, shows that the model still gets better between
+    the accuracy's steps, and stops improving once the model starts to
+    memorise. The round stops after ``patience`` epochs without
+    improvement, never before ``min_epochs``, at most ``max_epochs``; with
+    ``restore_best`` it ends with the weights of its most accurate epoch
+    (ties: the lower loss). A round too small to hold anything out trains
+    ``min_epochs`` epochs.
+
+    Each epoch's held-out accuracy and loss go into skorch's history as
+    ``held_out_acc`` and ``held_out_loss``; the round's record gets
+    ``held_out_accuracy`` (of the weights it ends with), ``n_held_out``,
+    ``best_epoch`` (when an earlier epoch's weights were restored), and
+    ``stopped_by="held_out"`` when the rule ended it. Scoring the stop set
+    counts in ``samples_forwarded``.
+
+    Parameters
+    ----------
+    patience : int, default=5
+        Epochs without improvement before the round stops.
+    min_epochs : int, default=5
+        Epochs every round runs at least.
+    min_loss_decrease : float, default=0.01
+        The relative decrease of the held-out loss that counts as improvement.
+    restore_best : bool, default=False
+        End the round with the weights of its most accurate epoch.
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "min_epochs": [Interval(Integral, 1, None, closed="left")],
+        "min_loss_decrease": [Interval(Real, 0, 1, closed="left")],
+        "restore_best": ["boolean"],
+    }
+
+    def __init__(
+        self, patience: int = 5, min_epochs: int = 5, min_loss_decrease: float = 0.01, restore_best: bool = False
+    ):
+        self.patience = patience
+        self.min_epochs = min_epochs
+        self.min_loss_decrease = min_loss_decrease
+        self.restore_best = restore_best
+
+    def initialize(self) -> HeldOutRoundStop:
+        """Check the parameters (skorch calls this when the estimator initialises its callbacks).
+
+        Raises
+        ------
+        InvalidParameterError
+            A ``ValueError`` naming the bad ``callbacks__auto_stop__<name>``.
+        """
+        check_parameters(self, prefix="callbacks__auto_stop__", named=True)
+        return super().initialize()
+
+    def on_train_begin(self, net: Any, **kwargs: Any) -> None:
+        """Check the parameters again (``set_params`` on a fitted estimator skips ``initialize``); forget the best."""
+        self.initialize()
+        self.best_accuracy_, self.lowest_loss_ = -math.inf, math.inf
+        self.best_epoch_, self.best_weights_, self.stalled_epochs_ = None, None, 0
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
+        """Score the stop set; stop once it has not improved for ``patience`` epochs."""
+        round_ = getattr(net, "round_", None)
+        if round_ is None or not round_.auto_epochs or round_.epochs == 0:
+            return
+        if round_.stop_set is not None:
+            accuracy, loss = self._score(net, round_.stop_set, round_.stop_labels)
+            net.history.record("held_out_acc", accuracy)
+            net.history.record("held_out_loss", loss)
+            more_accurate = accuracy > self.best_accuracy_
+            improved = more_accurate or loss < self.lowest_loss_ * (1 - self.min_loss_decrease)
+            if more_accurate or (accuracy == self.best_accuracy_ and loss < self.lowest_loss_):
+                self.best_accuracy_, self.best_epoch_ = accuracy, round_.epochs
+                if self.restore_best:
+                    state = net.unwrapped_module().state_dict()
+                    self.best_weights_ = {key: value.detach().clone() for key, value in state.items()}
+            self.lowest_loss_ = min(self.lowest_loss_, loss)
+            self.stalled_epochs_ = 0 if improved else self.stalled_epochs_ + 1
+            round_.held_out_accuracy = accuracy
+        if round_.epochs < self.min_epochs:
+            return
+        if round_.stop_set is None or self.stalled_epochs_ >= self.patience:
+            round_.stopped_by = "held_out"
+            raise KeyboardInterrupt
+
+    def on_train_end(self, net: Any, **kwargs: Any) -> None:
+        """With ``restore_best``, put back the weights of the round's most accurate epoch."""
+        round_ = getattr(net, "round_", None)
+        if round_ is not None and round_.auto_epochs and self.best_weights_ is not None:
+            if self.best_epoch_ != round_.epochs:
+                net.unwrapped_module().load_state_dict(self.best_weights_)
+                round_.best_epoch, round_.held_out_accuracy = self.best_epoch_, self.best_accuracy_
+        self.best_weights_ = None
+
+    @staticmethod
+    def _score(net: Any, stop_set: Any, labels: torch.Tensor) -> tuple[float, float]:
+        """Return the accuracy and mean negative log-likelihood of the model on the stop set."""
+        probabilities = torch.as_tensor(net.predict_proba(stop_set))
+        labels = labels.to(probabilities.device)
+        accuracy = float((probabilities.argmax(dim=1) == labels).float().mean())
+        likelihood = probabilities.gather(1, labels[:, None]).clamp_min(1e-12)
+        return accuracy, float(-likelihood.log().mean())
+
+
+__all__ = ["AutoRoundStop", "HeldOutRoundStop", "QuietPrintLog", "TrainAccuracyStop"]

@@ -252,6 +252,11 @@ def _checked(state: Any) -> dict:
         _require(len(retained) == len(torch.unique(retained)), "the replay memory has duplicate positions")
         _require(len(retained) == 0 or (int(retained.min()) >= 0 and int(retained.max()) < n), "bad memory positions")
         _require(0 <= int(history.get("retained_seen", n)) <= n, "the replay memory has seen more points than exist")
+    deferred = history.get("deferred")
+    if deferred is not None:
+        _require(isinstance(deferred, torch.Tensor) and deferred.ndim == 1, "the deferred stop set is malformed")
+        _require(len(deferred) == len(torch.unique(deferred)), "the deferred stop set has duplicate positions")
+        _require(len(deferred) == 0 or (int(deferred.min()) >= 0 and int(deferred.max()) < n), "bad deferred positions")
 
     rng = state["rng"]
     _require(isinstance(rng, dict) and rng.get("bit_generator") == "PCG64", "'rng' is not a PCG64 generator state")

@@ -17,6 +17,7 @@ never imports it otherwise.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -30,19 +31,20 @@ from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring, EpochTimer, PassthroughScoring
 from skorch.dataset import Dataset, unpack_data
 from skorch.utils import is_dataset
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
-from .callbacks import AutoRoundStop, QuietPrintLog, TrainAccuracyStop
+from .callbacks import HeldOutRoundStop, QuietPrintLog, TrainAccuracyStop
 from .checkpoint import CampaignState
 from .history import LabelledHistory
 from .labels import LabelChanges
+from .plasticity import Plasticity, make_plasticity
 from .processes import SINGLE_PROCESS, AcceleratorProcesses, Processes
 from .replay import ReplayStrategy, SeedRound, make_strategy
 from .round import Round, RoundStopped
 from .snapshot import EstimatorSnapshot
 from .utils.data import BatchedDataset, BatchIterator, ValidatedFeatures, collate_batch, is_batched_dataset
 from .utils.network import reset_parameters, sizes_from_data
-from .utils.params import Interval, InvalidParameterError, Options, StrOptions, check_parameters
+from .utils.params import Interval, InvalidParameterError, Options, RealNotInt, StrOptions, check_parameters
 from .utils.validation import (
     LabelledBatch,
     check_classes,
@@ -66,6 +68,8 @@ _OWN_PARAMS = frozenset(
         "random_state",
         "grow_output",
         "history_device",
+        "plasticity",
+        "stop_split",
     }
 )
 
@@ -196,7 +200,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
     ['seed', 'er']
     """
 
-    prefixes_ = NeuralNetClassifier.prefixes_ + ["replay"]
+    prefixes_ = NeuralNetClassifier.prefixes_ + ["replay", "plasticity"]
     #: The rule of each parameter checked by :meth:`check_params` (scikit-learn's constraint language).
     _parameter_constraints: dict = {
         "replay_size": [Interval(Integral, 0, None, closed="left"), None],
@@ -208,6 +212,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         "grow_output": ["boolean"],
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
+        "stop_split": [Interval(RealNotInt, 0, 1, closed="neither"), None],
     }
     _batch_size_rule: ClassVar[list] = [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})]
     _lr_rule: ClassVar[list] = [Interval(Real, 0, None, closed="left")]
@@ -256,6 +261,8 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         random_state: Any = None,
         grow_output: bool = False,
         history_device: Any = None,
+        plasticity: Any = None,
+        stop_split: float | None = 0.2,
         **kwargs: Any,
     ):
         kwargs.setdefault("iterator_train__shuffle", True)
@@ -269,6 +276,8 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         self.random_state = random_state
         self.grow_output = grow_output
         self.history_device = history_device
+        self.plasticity = plasticity
+        self.stop_split = stop_split
 
     # -- skorch hooks ------------------------------------------------------
     @property
@@ -280,7 +289,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
             ("valid_acc", EpochScoring(_accuracy_on_encoded, name="valid_acc", lower_is_better=False)),
             ("print_log", QuietPrintLog()),
             ("accuracy_stop", TrainAccuracyStop()),
-            ("auto_stop", AutoRoundStop()),
+            ("auto_stop", HeldOutRoundStop()),
         ]
 
     def __sklearn_tags__(self) -> Any:
@@ -341,16 +350,47 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         -------
         self
         """
+        module = self.initialized_instance(self.module, self._module_kwargs())
+        if module is self.module and not self.warm_start:
+            self._reset_instance(module)
+        self.module_ = module
+        return self
+
+    def _module_kwargs(self) -> dict:
+        """Return the ``module__*`` parameters, with the sizes a module class takes filled in from the data."""
         kwargs = self.get_params_for("module")
         history = getattr(self, "labelled_history_", None)
         if callable(self.module) and not isinstance(self.module, torch.nn.Module) and history is not None:
             n_classes = len(self.fitted_classes_) if hasattr(self, "fitted_classes_") else None
             kwargs = {**sizes_from_data(self.module, history.feature_shape, n_classes), **kwargs}
-        module = self.initialized_instance(self.module, kwargs)
-        if module is self.module and not self.warm_start:
-            self._reset_instance(module)
-        self.module_ = module
-        return self
+        return kwargs
+
+    def fresh_module(self) -> tuple[torch.nn.Module, list[str]]:
+        """Return a freshly initialised copy of the network, and the parameters that copy could not re-draw.
+
+        A module class is built again, as :meth:`initialize_module` builds it;
+        an instance (or a class whose new build differs in shape from the
+        current network, as after ``grow_output``) is deep-copied and every
+        submodule's ``reset_parameters()`` called. Weights are drawn from
+        torch's current random state; the network itself is not touched.
+        Plasticity remedies (:mod:`skcal.plasticity`) draw from it.
+
+        Returns
+        -------
+        module : torch.nn.Module
+            On the CPU or the network's device.
+        not_redrawn : list of str
+            Parameters and buffers of submodules without ``reset_parameters``
+            (they hold copies of the current values).
+        """
+        current = self.unwrapped_module()
+        if callable(self.module) and not isinstance(self.module, torch.nn.Module):
+            fresh = self.initialized_instance(self.module, self._module_kwargs())
+            shapes = {name: value.shape for name, value in current.state_dict().items()}
+            if {name: value.shape for name, value in fresh.state_dict().items()} == shapes:
+                return fresh, []
+        fresh = copy.deepcopy(current)
+        return fresh, reset_parameters(fresh)
 
     @staticmethod
     def _reset_instance(module: torch.nn.Module) -> None:
@@ -373,6 +413,33 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         if is_dataset(X) or self.dataset is not Dataset:
             return super().get_dataset(X, y)
         return BatchedDataset(X, y)
+
+    def get_split_datasets(self, X: Any, y: Any = None, **fit_params: Any) -> tuple:
+        """Hold a round's stop set out of its training data (skorch's ``train_split`` hook).
+
+        In a round whose length is decided on held-out evidence
+        (``round_epochs="auto"``), :meth:`~skcal.round.Round.split_stop_set`
+        chooses the stop set, which becomes ``round_.stop_set`` for the
+        stopping rule (:class:`~skcal.callbacks.HeldOutRoundStop`) to score;
+        skorch gets no validation set, so it runs no validation pass.
+        Otherwise skorch's ``train_split`` applies (None by default: no split).
+        """
+        round_ = self.round_
+        if round_ is None or round_.stop_split is None:
+            return super().get_split_datasets(X, y, **fit_params)
+        dataset = self.get_dataset(X, y)
+        train, held_out = round_.split_stop_set(y)
+        if len(held_out):
+            round_.stop_set, round_.stop_labels = Subset(dataset, held_out), torch.as_tensor(y)[held_out]
+            round_.held_out = held_out
+        return Subset(dataset, train), None
+
+    def evaluation_step(self, batch: Any, training: bool = False) -> Any:
+        """Skorch's evaluation step; during a round its samples count as forwarded (the stop set's scoring)."""
+        y_pred = super().evaluation_step(batch, training=training)
+        if self.round_ is not None:
+            self.round_.count(forwarded=len(y_pred))
+        return y_pred
 
     def get_iterator(self, dataset: Any, training: bool = False) -> Any:
         """Build skorch's iterator, with one-gather batches and the round's seeded shuffle."""
@@ -694,6 +761,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         batch = validate_data(self, X, y, reset=False)
         raw_labels = batch.labels
         strategy = make_strategy(self.replay, self.get_params_for("replay"))
+        plasticity = make_plasticity(self.plasticity, self.get_params_for("plasticity"))
         new_labels = self._unseen_labels(raw_labels) if self.grow_output else []
         if not len(new_labels):
             labels = encode_labels(raw_labels, self.classes_)
@@ -701,7 +769,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
             if len(new_labels):
                 self._grow_output_layer(new_labels)
                 labels = encode_labels(raw_labels, self.classes_)
-            self._train_round(strategy, batch.features, labels, **fit_params)
+            self._train_round(strategy, batch.features, labels, plasticity, **fit_params)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -769,6 +837,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
                 raise ValueError("y mixes label types that cannot be sorted, e.g. strings and numbers.") from None
         encoded = encode_labels(labels, classes)
         make_strategy(self.replay, self.get_params_for("replay"))  # fail now on a bad replay= or replay__*
+        make_plasticity(self.plasticity, self.get_params_for("plasticity"))
 
         with self._rolled_back_on_failure():  # a seed round that fails leaves the previous campaign
             self.fitted_classes_ = classes
@@ -792,7 +861,14 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
     def _history_device(self) -> torch.device:
         return self._training_device() if self.history_device is None else torch.device(self.history_device)
 
-    def _train_round(self, strategy: ReplayStrategy, X: ValidatedFeatures, y: torch.Tensor, **fit_params: Any) -> None:
+    def _train_round(
+        self,
+        strategy: ReplayStrategy,
+        X: ValidatedFeatures,
+        y: torch.Tensor,
+        plasticity: Plasticity | None = None,
+        **fit_params: Any,
+    ) -> None:
         """Train one round with ``strategy``, then commit the new points and the round's record.
 
         With an accelerator the processes train the round together: each
@@ -801,6 +877,8 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         and the new points' logits and the round's counts are gathered, so
         that every process commits the same history and record. A failure
         on one process fails the round on all (:meth:`Round.checkpoint`).
+        ``plasticity`` renews the weights before training, in every round
+        whose strategy keeps them.
         """
         history, device = self.labelled_history_, self._training_device()
         if history.device != self._history_device():
@@ -821,6 +899,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
             seed=int(self.rng_.integers(2**62)),
             stop_accuracy=strategy.stop_accuracy(self),
             auto_epochs=strategy.stops_automatically(self),
+            stop_split=self.stop_split if strategy.stops_automatically(self) else None,
             device=device,
             processes=processes,
         )
@@ -830,6 +909,10 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
                 round_.agree_on_inputs(y, len(y_train))
                 processes.release_round(self)  # strategies rebuild and reset the bare module and optimizer
                 strategy.prepare_model(self)
+                if plasticity is not None and strategy.keeps_weights:
+                    with torch.random.fork_rng(devices=[]):  # drawn alike on every process, apart from training's draws
+                        torch.manual_seed(round_.seed + 1)
+                        plasticity.renew(self)
                 round_.checkpoint()
                 processes.prepare_round(self)
                 self._check_criterion()
@@ -849,7 +932,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         except BaseException as error:
             round_.report_failure(error)
             raise
-        history.commit(logits, round_.index)
+        history.commit(logits, round_.index, deferred=round_.held_out)
         strategy.update_memory(history, round_.rng)
         self.rounds_.append(round_.record())
 

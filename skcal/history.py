@@ -25,7 +25,7 @@ import scipy.sparse as sp
 import torch
 
 from .memory import balanced_draw, class_balanced, reservoir
-from .utils.data import Features, ValidatedFeatures, feature_shape, move_to, n_rows, take_rows
+from .utils.data import Features, ValidatedFeatures, concat_rows, feature_shape, move_to, n_rows, take_rows
 
 
 class _GrowableTensor:
@@ -162,6 +162,10 @@ class LabelledHistory:
     retained : ndarray of int64 or None
         Positions replay draws from when the replay memory is bounded
         (:meth:`retain`); None means every committed point.
+    deferred : ndarray of int64
+        Positions of the points the last round held out of its training (its
+        stop set): the next replay round trains on them with its own new
+        points (:meth:`new_points`).
     """
 
     def __init__(self, device: Any = "cpu"):
@@ -175,6 +179,7 @@ class LabelledHistory:
         self._feature_shape: Any = None
         self._sparse = False
         self.retained: np.ndarray | None = None
+        self.deferred = np.empty(0, dtype=np.int64)
         self._retained_seen = 0
         self._version = 0  # changes whenever the committed points change
         self._label_cache: tuple = (None, None)
@@ -248,8 +253,20 @@ class LabelledHistory:
         self._y.write(start, y)
         self.n_staged = count
 
-    def commit(self, logits: torch.Tensor, round_id: int) -> None:
-        """Make the staged points part of the history, with their end-of-round logits."""
+    def commit(self, logits: torch.Tensor, round_id: int, deferred: Any = None) -> None:
+        """Make the staged points part of the history, with their end-of-round logits.
+
+        Parameters
+        ----------
+        logits : torch.Tensor of shape (n_staged, n_classes)
+            The model's outputs on the staged points at the end of their round.
+        round_id : int
+            The round they were labelled in.
+        deferred : array-like of int, optional
+            Positions, among the staged points, that the round held out of
+            its training; they become :attr:`deferred` (replacing the
+            previous round's).
+        """
         start, count = self._n, self.n_staged
         if len(logits) != count:
             raise ValueError(f"Got logits for {len(logits)} points, {count} are staged.")
@@ -257,6 +274,7 @@ class LabelledHistory:
             self._logits = _GrowableTensor(logits.shape[1:], torch.float32, self.device)
         self._logits.write(start, logits.detach())
         self._rounds.write(start, torch.full((count,), round_id, dtype=torch.int64))
+        self.deferred = start + np.asarray([] if deferred is None else deferred, dtype=np.int64)
         self._n += count
         self.n_staged = 0
         self._version += 1
@@ -309,11 +327,11 @@ class LabelledHistory:
         Rows past the committed ones are never read, and committed rows are
         never overwritten, so the marker needs no copy of the data.
         """
-        return (self._n, self._logits, self.device, self.retained, self._retained_seen)
+        return (self._n, self._logits, self.device, self.retained, self._retained_seen, self.deferred)
 
     def rollback(self, mark: tuple) -> None:
         """Return to the state of :meth:`mark`, dropping rounds staged or committed since."""
-        self._n, self._logits, device, self.retained, self._retained_seen = mark
+        self._n, self._logits, device, self.retained, self._retained_seen, self.deferred = mark
         self.n_staged = 0
         self._version += 1
         if device != self.device:
@@ -409,6 +427,41 @@ class LabelledHistory:
         """Encoded labels of the staged points (a view)."""
         return self._y.buffer[self._n : self._n + self.n_staged]
 
+    def rows(self, positions: np.ndarray) -> Features:
+        """Return the committed points at ``positions`` in storage form (sparse rows stay sparse).
+
+        Parameters
+        ----------
+        positions : ndarray of int64
+
+        Returns
+        -------
+        Features
+        """
+        if self._sparse:
+            return self._X.rows(0, self._n)[positions]
+        index = torch.from_numpy(np.asarray(positions, dtype=np.int64))
+        if isinstance(self._X, dict):
+            return {key: store.buffer[index.to(store.buffer.device)] for key, store in self._X.items()}
+        return self._X.buffer[index.to(self._X.buffer.device)]
+
+    def new_points(self) -> tuple[Features, torch.Tensor]:
+        """Return what a replay round trains on as new: the staged points, then the :attr:`deferred` ones.
+
+        Returns
+        -------
+        X : Features
+            A view of the staged points when nothing is deferred, else a copy.
+        y : torch.Tensor
+            Their encoded labels.
+        """
+        if len(self.deferred) == 0:
+            return self.staged_X, self.staged_y
+        deferred_y = self._y.buffer[torch.from_numpy(self.deferred).to(self._y.buffer.device)]
+        X, deferred_X = self.staged_X, self.rows(self.deferred)
+        X = sp.vstack([X, deferred_X], format="csr") if self._sparse else concat_rows(X, deferred_X)
+        return X, torch.cat([self.staged_y, deferred_y])
+
     @property
     def labelled_X(self) -> Features:
         """Committed and staged features together (a view for dense storage)."""
@@ -489,6 +542,7 @@ class LabelledHistory:
             "rounds": self.rounds.cpu().clone(),
             "retained": None if self.retained is None else torch.from_numpy(self.retained.copy()),
             "retained_seen": self._retained_seen,
+            "deferred": torch.from_numpy(self.deferred.copy()),
         }
 
     @classmethod
@@ -521,6 +575,8 @@ class LabelledHistory:
         retained = state.get("retained")
         history.retained = None if retained is None else retained.numpy().astype(np.int64)
         history._retained_seen = int(state.get("retained_seen", len(history)))
+        deferred = state.get("deferred")
+        history.deferred = np.empty(0, dtype=np.int64) if deferred is None else deferred.numpy().astype(np.int64)
         return history
 
     # -- pickling ----------------------------------------------------------
@@ -669,6 +725,7 @@ class LabelledHistory:
             retained = self.retained[keep[self.retained]]
             state["retained"] = torch.from_numpy(new_position[retained].astype(np.int64))
         state["retained_seen"] = int(keep[: self._retained_seen].sum())
+        state["deferred"] = torch.from_numpy(new_position[self.deferred[keep[self.deferred]]].astype(np.int64))
         if len(state["y"]) == 0:
             history = LabelledHistory(self.device)
             history.retained = None if self.retained is None else np.empty(0, dtype=np.int64)

@@ -61,6 +61,16 @@ class Round:
     auto_epochs : bool, default=False
         The round's length is decided by :class:`~skcal.callbacks.AutoRoundStop`
         (``round_epochs="auto"``) instead of a fixed epoch count.
+    stop_split : float or None, default=None
+        The fraction of the round's training points held out of training as
+        its stop set (:meth:`split_stop_set`); None holds none out.
+    stop_set : torch.utils.data.Dataset or None, default=None
+        The held-out points, once the estimator has split them off.
+    stop_labels : torch.Tensor or None, default=None
+        Their encoded labels.
+    held_out : ndarray of int64 or None, default=None
+        Their positions among the round's new points: the history defers
+        them to the next round's training.
     device : torch.device, default=torch.device("cpu")
         Where the round trains (this process's device under an accelerator).
     processes : Processes, default=SingleProcess()
@@ -100,6 +110,10 @@ class Round:
         before the round trained (NaN otherwise; None in the record).
     seconds : float
         Training time, set when the round ends (the slowest process's).
+    held_out_accuracy : float
+        Accuracy on the stop set of the weights the round ends with (NaN without one).
+    best_epoch : int or None
+        The epoch whose weights the round ends with, when a rule restored an earlier epoch's.
     """
 
     index: int
@@ -111,6 +125,12 @@ class Round:
     seed: int
     stop_accuracy: float | None = None
     auto_epochs: bool = False
+    stop_split: float | None = None
+    stop_set: Any = None
+    stop_labels: torch.Tensor | None = None
+    held_out: np.ndarray | None = None
+    held_out_accuracy: float = float("nan")
+    best_epoch: int | None = None
     epochs: int = 0
     samples_forwarded: int = 0
     samples_backpropagated: int = 0
@@ -288,6 +308,45 @@ class Round:
         """
         self.agreement.report_failure(error)
 
+    # -- stop set ----------------------------------------------------------
+    def split_stop_set(self, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Split the round's training points into those it trains on and its stop set, stratified by class.
+
+        The stop set is drawn from the round's new points only (the ones the
+        previous round held out, which follow them, always train). Each class
+        gives ``stop_split`` of its new points, rounded at random so that the
+        expected stop-set size is exact; a class with one new point keeps it
+        for training, and so does a round with fewer than two. The draw has
+        a generator of its own, from the round's seed: the same on every
+        process, and leaving the round's other draws as
+        they would be without a stop set.
+
+        Parameters
+        ----------
+        y : array-like of shape (n_train,)
+            The encoded labels of the round's training points.
+
+        Returns
+        -------
+        train, held_out : ndarray of int64
+            Positions in the training points, sorted.
+        """
+        labels = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
+        if not self.stop_split or self.n_new < 2:
+            return np.arange(len(labels)), np.zeros(0, dtype=np.int64)
+        new = labels[: self.n_new]  # the points the previous round deferred come after, and always train
+        rng = np.random.default_rng([self.seed, 1])
+        held_out = []
+        for label in np.unique(new):
+            members = np.flatnonzero(new == label)
+            if len(members) < 2:
+                continue
+            share = self.stop_split * len(members)
+            count = min(int(share) + int(rng.random() < share - int(share)), len(members) - 1)
+            held_out.append(rng.choice(members, size=count, replace=False))
+        held = np.sort(np.concatenate(held_out)) if held_out else np.zeros(0, dtype=np.int64)
+        return np.setdiff1d(np.arange(len(labels)), held), held.astype(np.int64)
+
     # -- learning rate -----------------------------------------------------
     def scale_learning_rate(self, optimizer: torch.optim.Optimizer, factor: float) -> None:
         """Multiply every parameter group's learning rate by ``factor`` for this round."""
@@ -316,6 +375,9 @@ class Round:
             "train_accuracy": self.train_accuracy,
             "stopped_by": self.stopped_by,
             "start_accuracy": None if math.isnan(self.start_accuracy) else self.start_accuracy,
+            "n_held_out": 0 if self.stop_set is None else len(self.stop_set),
+            "held_out_accuracy": None if math.isnan(self.held_out_accuracy) else self.held_out_accuracy,
+            "best_epoch": self.best_epoch,
         }
 
 

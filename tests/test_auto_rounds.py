@@ -1,4 +1,4 @@
-"""round_epochs="auto": replay rounds that stop when their new points are learned, or training stalls."""
+"""AutoRoundStop, the training-accuracy round rule (round_epochs="auto" before the held-out rule)."""
 
 import math
 
@@ -35,7 +35,14 @@ def first_confirmed(holds, confirmations=2, min_epochs=5):
 @pytest.mark.parametrize("replay", ["er", "der", "sd"])
 def test_auto_stops_exactly_when_its_rule_first_holds(digits, replay):
     X, y = digits
-    net = make_net(replay=replay, round_epochs="auto", max_epochs=60, callbacks__auto_stop__patience=100)
+    net = make_net(
+        callbacks__auto_stop=AutoRoundStop(),
+        stop_split=None,
+        replay=replay,
+        round_epochs="auto",
+        max_epochs=60,
+        callbacks__auto_stop__patience=100,
+    )
     net.fit(X[:200], y[:200])
     for start in range(200, 500, 100):
         net.partial_fit(X[start : start + 100], y[start : start + 100])
@@ -53,7 +60,14 @@ def test_auto_stops_exactly_when_its_rule_first_holds(digits, replay):
 
 def test_already_learned_points_stop_as_soon_as_the_rule_is_confirmed(digits):
     X, y = digits
-    net = make_net(replay="er", round_epochs="auto", max_epochs=200, train_accuracy_stop=1.0).fit(X[:100], y[:100])
+    net = make_net(
+        callbacks__auto_stop=AutoRoundStop(),
+        stop_split=None,
+        replay="er",
+        round_epochs="auto",
+        max_epochs=200,
+        train_accuracy_stop=1.0,
+    ).fit(X[:100], y[:100])
     assert net.rounds_[0]["train_accuracy"] == 1.0
     net.partial_fit(X[:100], y[:100])  # points the model already fits
     assert net.rounds_[1]["epochs"] == 5 and net.rounds_[1]["stopped_by"] == "learned"  # min_epochs
@@ -66,14 +80,23 @@ def test_unlearnable_points_stop_on_the_plateau_or_the_cap(digits):
     X, y = digits
     conflicting_X = np.concatenate([X[300:340], X[300:340]])
     conflicting_y = np.concatenate([y[300:340], (y[300:340] + 1) % 10])  # the same images with two labels
-    net = make_net(replay="er", round_epochs="auto", max_epochs=200).fit(X[:200], y[:200])
+    net = make_net(
+        callbacks__auto_stop=AutoRoundStop(), stop_split=None, replay="er", round_epochs="auto", max_epochs=200
+    ).fit(X[:200], y[:200])
     net.partial_fit(conflicting_X, conflicting_y)
     record = net.rounds_[1]
     assert record["stopped_by"] == "plateau" and 5 <= record["epochs"] < 200
     new_accuracies = [epoch["train_acc_new"] for epoch in round_epochs_of(net, 1)]
     assert len(new_accuracies) == record["epochs"] and max(new_accuracies) < 0.75  # half the labels contradict
 
-    capped = make_net(replay="er", round_epochs="auto", max_epochs=7, callbacks__auto_stop__patience=1000)
+    capped = make_net(
+        callbacks__auto_stop=AutoRoundStop(),
+        stop_split=None,
+        replay="er",
+        round_epochs="auto",
+        max_epochs=7,
+        callbacks__auto_stop__patience=1000,
+    )
     capped.fit(X[:200], y[:200]).partial_fit(conflicting_X, conflicting_y)
     assert capped.rounds_[1]["epochs"] == 7 and capped.rounds_[1]["stopped_by"] is None
 
@@ -82,7 +105,9 @@ def test_auto_is_deterministic_with_random_state(digits):
     X, y = digits
 
     def run():
-        net = make_net(replay="der", round_epochs="auto", max_epochs=30).fit(X[:150], y[:150])
+        net = make_net(
+            callbacks__auto_stop=AutoRoundStop(), stop_split=None, replay="der", round_epochs="auto", max_epochs=30
+        ).fit(X[:150], y[:150])
         for start in (150, 250):
             net.partial_fit(X[start : start + 100], y[start : start + 100])
         return net
@@ -95,16 +120,24 @@ def test_auto_is_deterministic_with_random_state(digits):
 
 def test_auto_leaves_the_fixed_protocol_and_labelled_set_rounds_alone(digits):
     X, y = digits
-    fixed = make_net(replay="er", round_epochs=4).fit(X[:100], y[:100]).partial_fit(X[100:150], y[100:150])
+    fixed = (
+        make_net(callbacks__auto_stop=AutoRoundStop(), stop_split=None, replay="er", round_epochs=4)
+        .fit(X[:100], y[:100])
+        .partial_fit(X[100:150], y[100:150])
+    )
     assert fixed.rounds_[1]["epochs"] == 4 and fixed.rounds_[1]["stopped_by"] is None
-    retrain = make_net(replay="retrain", round_epochs="auto", max_epochs=6).fit(X[:100], y[:100])
+    retrain = make_net(
+        callbacks__auto_stop=AutoRoundStop(), stop_split=None, replay="retrain", round_epochs="auto", max_epochs=6
+    ).fit(X[:100], y[:100])
     retrain.partial_fit(X[100:150], y[100:150])
     assert retrain.rounds_[1]["epochs"] == 6  # labelled-set rounds use max_epochs / train_accuracy_stop
 
 
 def test_auto_round_counts_the_start_measurement(digits):
     X, y = digits
-    net = make_net(replay="finetune", round_epochs="auto", max_epochs=30).fit(X[:100], y[:100])
+    net = make_net(
+        callbacks__auto_stop=AutoRoundStop(), stop_split=None, replay="finetune", round_epochs="auto", max_epochs=30
+    ).fit(X[:100], y[:100])
     net.partial_fit(X[100:150], y[100:150])
     record = net.rounds_[1]
     per_epoch = 50
@@ -114,7 +147,14 @@ def test_auto_round_counts_the_start_measurement(digits):
 
 def test_auto_rule_parameters_are_skorch_callback_parameters(digits):
     X, y = digits
-    net = make_net(replay="er", round_epochs="auto", max_epochs=50, callbacks__auto_stop__new_accuracy=0.5)
+    net = make_net(
+        callbacks__auto_stop=AutoRoundStop(),
+        stop_split=None,
+        replay="er",
+        round_epochs="auto",
+        max_epochs=50,
+        callbacks__auto_stop__new_accuracy=0.5,
+    )
     net.fit(X[:200], y[:200]).partial_fit(X[200:300], y[200:300])
     assert isinstance(dict(net.callbacks_)["auto_stop"], AutoRoundStop)
     epochs = round_epochs_of(net, 1)
@@ -122,7 +162,7 @@ def test_auto_rule_parameters_are_skorch_callback_parameters(digits):
     with pytest.raises(
         ValueError, match="round_epochs='often' is not valid: it must be a non-negative integer or \"auto\""
     ):
-        make_net(round_epochs="often").fit(X[:50], y[:50])
+        make_net(callbacks__auto_stop=AutoRoundStop(), stop_split=None, round_epochs="often").fit(X[:50], y[:50])
 
 
 @pytest.mark.parametrize(
@@ -139,7 +179,13 @@ def test_auto_rule_parameters_are_skorch_callback_parameters(digits):
 )
 def test_bad_auto_rule_parameters_are_named_before_training(digits, name, value):
     X, y = digits
-    net = make_net(replay="er", round_epochs="auto", **{f"callbacks__auto_stop__{name}": value})
+    net = make_net(
+        callbacks__auto_stop=AutoRoundStop(),
+        stop_split=None,
+        replay="er",
+        round_epochs="auto",
+        **{f"callbacks__auto_stop__{name}": value},
+    )
     with pytest.raises(ValueError, match=f"callbacks__auto_stop__{name}="):
         net.fit(X[:50], y[:50])
     assert not net.__sklearn_is_fitted__()

@@ -22,7 +22,7 @@ from conftest import make_net
 from sklearn.base import clone
 
 from skcal import ContinualActiveClassifier
-from skcal.callbacks import AutoRoundStop, TrainAccuracyStop
+from skcal.callbacks import AutoRoundStop, HeldOutRoundStop, TrainAccuracyStop
 from skcal.replay import REPLAY_STRATEGIES, SeedRound, make_strategy
 from skcal.replay.base import CandidateReplay, LabelledSetTraining, ReplayStrategy
 from skcal.simulation import ActiveLearningSimulator
@@ -39,7 +39,7 @@ from skcal.utils.params import (
 )
 
 STRATEGIES = [*REPLAY_STRATEGIES.values(), SeedRound]
-CALLBACKS = [TrainAccuracyStop, AutoRoundStop]
+CALLBACKS = [TrainAccuracyStop, AutoRoundStop, HeldOutRoundStop]
 CRITERIA = {StabilizingPredictions: {}, UncertaintyBelow: {"threshold": 0.5}, MaxRounds: {"n_rounds": 3}}
 DECLARING = [*STRATEGIES, *CALLBACKS, *CRITERIA, ActiveLearningSimulator]
 
@@ -145,7 +145,11 @@ def test_strategies_without_parameters_declare_none():
 
 @pytest.mark.parametrize("cls, name, value", declared(CALLBACKS))
 def test_callback_rules(cls, name, value):
-    prefix = {AutoRoundStop: "callbacks__auto_stop__", TrainAccuracyStop: "callbacks__accuracy_stop__"}[cls]
+    prefix = {
+        AutoRoundStop: "callbacks__auto_stop__",
+        HeldOutRoundStop: "callbacks__auto_stop__",
+        TrainAccuracyStop: "callbacks__accuracy_stop__",
+    }[cls]
     with pytest.raises(InvalidParameterError, match=expected_message(cls, prefix, name, value)):
         cls(**{name: value}).initialize()
 
@@ -225,10 +229,16 @@ def _trained_state(net: ContinualActiveClassifier) -> str:
     )
 
 
-@pytest.mark.parametrize("name, value", _first_bad_values(AutoRoundStop).items())
-def test_bad_callback_value_changes_nothing(digits, name, value):
+AUTO_STOP_VALUES = [
+    (cls, name, value) for cls in (AutoRoundStop, HeldOutRoundStop) for name, value in _first_bad_values(cls).items()
+]
+
+
+@pytest.mark.parametrize("cls, name, value", AUTO_STOP_VALUES)
+def test_bad_callback_value_changes_nothing(digits, cls, name, value):
     X, y = digits
-    candidate = clone(make_net(replay="er", round_epochs="auto")).set_params(**{f"callbacks__auto_stop__{name}": value})
+    candidate = clone(make_net(replay="er", round_epochs="auto", callbacks__auto_stop=cls()))
+    candidate.set_params(**{f"callbacks__auto_stop__{name}": value})
     before = fingerprint(candidate)
     with pytest.raises(InvalidParameterError, match=f"callbacks__auto_stop__{name}="):
         candidate.fit(X[:50], y[:50])

@@ -253,13 +253,11 @@ def apply_epochs(
         With ``parameter="round_epochs"`` or ``"max_epochs"`` if the
         estimator rejects the value.
     """
-    from ..utils.validation import check_estimator_params
-
     for name, value in (("round_epochs", round_epochs), ("max_epochs", max_epochs)):
         if value is not None:
             data.estimator_params[name] = value
     try:
-        check_estimator_params(ContinualActiveClassifier(**data.estimator_params))
+        ContinualActiveClassifier(**data.estimator_params).check_params()
     except ValueError as error:
         parameter = next((name for name in ("round_epochs", "max_epochs") if str(error).startswith(name)), "dataset")
         raise BenchmarkInputError(parameter, f"{error}") from None

@@ -119,7 +119,9 @@ class CampaignStore:
 
         The AL baselines (``retrain``, ``warmstart``) ignore the settings of
         replay rounds (``round_epochs``, ``replay_size``, ``scale_lr``,
-        ``replay__*``), so changing those reuses their stored campaigns.
+        ``replay__*``, ``stop_split`` and the ``callbacks__auto_stop__*`` of
+        held-out rounds), and ``retrain``, which starts every round afresh,
+        ignores ``plasticity`` too; changing those reuses their stored campaigns.
 
         Parameters
         ----------
@@ -140,11 +142,11 @@ class CampaignStore:
                 if not key.startswith("replay__") or key.split("__", 1)[1] in own
             }
             return {**self.config, "estimator": estimator}
-        ignored = {"round_epochs", "replay_size", "scale_lr"}
+        ignored = ("round_epochs", "replay_size", "scale_lr", "replay__", "stop_split", "callbacks__auto_stop")
+        if not strategy.keeps_weights:
+            ignored += ("plasticity",)
         estimator = {
-            key: value
-            for key, value in self.config.get("estimator", {}).items()
-            if key not in ignored and not key.startswith("replay__")
+            key: value for key, value in self.config.get("estimator", {}).items() if not key.startswith(ignored)
         }
         return {**self.config, "estimator": estimator}
 

@@ -209,8 +209,13 @@ class ReplayStrategy(BaseEstimator):
             net.initialize_optimizer()
 
     def training_data(self, history: LabelledHistory) -> tuple[Any, torch.Tensor]:
-        """Return the points an epoch passes over: the round's new points ``D_t``."""
-        return history.staged_X, history.staged_y
+        """Return the points an epoch passes over: the round's new points ``D_t``.
+
+        With the points the previous round held out of its training as its
+        stop set (:attr:`LabelledHistory.deferred`), after them: they train
+        here, one round late.
+        """
+        return history.new_points()
 
     def n_epochs(self, net: Trainer) -> int:
         """Epochs of the round: ``round_epochs``, or at most ``max_epochs`` when it is ``"auto"``."""

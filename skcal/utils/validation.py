@@ -295,7 +295,3 @@ def validate_data(net: Any, X: Any, y: Any, reset: bool) -> LabelledBatch:
         features = validate_features(X, history.feature_shape, history.is_sparse)
     return LabelledBatch(features, check_labels(y, features.n_rows), names)
 
-
-def check_estimator_params(net: Any) -> None:
-    """Check ``net``'s parameters (:meth:`ContinualActiveClassifier.check_params`); kept while callers move."""
-    net.check_params()

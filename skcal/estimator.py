@@ -770,6 +770,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
                 self._grow_output_layer(new_labels)
                 labels = encode_labels(raw_labels, self.classes_)
             self._train_round(strategy, batch.features, labels, plasticity, **fit_params)
+        self._notify_round_end()
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -852,6 +853,21 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
             self.labelled_history_ = LabelledHistory(self._history_device())
             self.rounds_ = []
             self._train_round(SeedRound(reinitialize=reinitialize), batch.features, encoded, **fit_params)
+        self._notify_round_end()
+
+    def _notify_round_end(self) -> None:
+        """Give the committed round's record to every callback that defines ``on_round_end(net, record)``.
+
+        The round is complete (its points committed, its record in
+        ``rounds_`` with its training time) and stays so if a callback
+        raises. Callbacks without the method are not called: the event is
+        skcal's, not skorch's.
+        """
+        record = dict(self.rounds_[-1])
+        for _, callback in self.callbacks_:
+            on_round_end = getattr(callback, "on_round_end", None)
+            if callable(on_round_end):
+                on_round_end(self, record=record)
 
     def _training_device(self) -> torch.device:
         if self.device is None:

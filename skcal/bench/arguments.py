@@ -24,8 +24,8 @@ from ..estimator import ContinualActiveClassifier
 from ..exceptions import BenchmarkInputError
 from ..models import ACTINN, MLP
 from ..query import bald_sampling, batchbald_sampling, entropy_sampling, margin_sampling
-from ..replay import REPLAY_STRATEGIES
 from ..utils.params import Interval, StrOptions, describe, is_satisfied
+from .methods import METHODS
 
 if TYPE_CHECKING:
     from .data import BenchmarkData
@@ -109,10 +109,10 @@ def check_arguments(methods: Sequence[str], budgets: Sequence[float], initial: f
         ``"budgets"``, ``"initial"`` or ``"query"``.
     """
     if not methods:
-        raise BenchmarkInputError("methods", f"Give at least one method; choose from {list(REPLAY_STRATEGIES)}.")
-    unknown = [method for method in methods if method not in REPLAY_STRATEGIES]
+        raise BenchmarkInputError("methods", f"Give at least one method; choose from {METHODS}.")
+    unknown = [method for method in methods if method not in METHODS]
     if unknown:
-        raise BenchmarkInputError("methods", f"Unknown method(s) {unknown}; choose from {list(REPLAY_STRATEGIES)}.")
+        raise BenchmarkInputError("methods", f"Unknown method(s) {unknown}; choose from {METHODS}.")
     repeated = sorted({method for method in methods if list(methods).count(method) > 1})
     if repeated:
         raise BenchmarkInputError("methods", f"Method(s) {repeated} given more than once.")

@@ -22,9 +22,9 @@ import torch
 from skorch.callbacks import Callback
 
 from ..estimator import ContinualActiveClassifier
-from ..replay import display_name
 from ..simulation import ActiveLearningSimulator
 from ..utils.data import select_rows
+from .methods import method_label, method_settings
 from .plan import campaign_split
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class Campaign:
     ----------
     dataset : str
     method : str
-        A replay alias (:data:`skcal.replay.REPLAY_STRATEGIES`).
+        A replay alias (:data:`skcal.replay.REPLAY_STRATEGIES`) or a baseline (:data:`~skcal.bench.methods.BASELINES`).
     seed : int
         Seeds the seed set, the queries and every round's training.
     estimator_params : dict
@@ -118,7 +118,7 @@ class Campaign:
     @property
     def description(self) -> str:
         """``<dataset> <method's display name> seed <seed>``, as the progress bars show it."""
-        return f"{self.dataset} {display_name(self.method)} seed {self.seed}"
+        return f"{self.dataset} {method_label(self.method)} seed {self.seed}"
 
 
 def jsonable(value: Any) -> Any:
@@ -173,11 +173,12 @@ def run_campaign(campaign: Campaign, split: tuple, advance: Callable[[], None] |
     """
     X_pool, y_pool, X_test, y_test = split
     started = time.perf_counter()
-    params = dict(campaign.estimator_params, classes=campaign.classes)
+    replay, method_params = method_settings(campaign.method)
+    params = dict(campaign.estimator_params, **method_params, classes=campaign.classes)
     if advance is not None:
         params["callbacks"] = [*(params.get("callbacks") or []), ("bench_progress", _RoundDone(advance))]
     estimator = ContinualActiveClassifier(
-        **params, replay=campaign.method, device=campaign.device, random_state=campaign.seed
+        **params, replay=replay, device=campaign.device, random_state=campaign.seed
     )
     simulator = ActiveLearningSimulator(
         estimator,

@@ -19,6 +19,7 @@ from ..replay import REPLAY_STRATEGIES, LabelledSetTraining
 from ..utils.io import atomic_write
 from .arguments import QUERY_STRATEGIES
 from .campaign import jsonable
+from .methods import method_settings
 
 if TYPE_CHECKING:
     from .data import BenchmarkData
@@ -131,9 +132,13 @@ class CampaignStore:
         -------
         dict
         """
-        strategy = REPLAY_STRATEGIES.get(method)
+        replay, method_params = method_settings(method)
+        strategy = REPLAY_STRATEGIES.get(replay)
         if strategy is None:
             return self.config
+        if method_params:  # a baseline's own settings decide it, whatever the run's estimator parameters say
+            config = {**self.config, "estimator": {**self.config.get("estimator", {}), **method_params}}
+            return CampaignStore(self.folder, config).config_for(replay)
         if not issubclass(strategy, LabelledSetTraining):  # replay__* the method does not take change nothing
             own = strategy().get_params()
             estimator = {

@@ -1,14 +1,15 @@
 """ResNet-18 on MedMNIST with CAL: the paper's medical-imaging setting (DermaMNIST).
 
-Loads a MedMNIST dataset through the ``medmnist`` package from ``--root``
-(``<flag>.npz``, as ``medmnist`` downloads it; nothing is downloaded here),
+Loads a MedMNIST dataset through the ``medmnist`` package from the data cache
+``--data-home`` (``<flag>.npz`` in its ``medmnist`` folder; by default
+``$SKCAL_DATA/medmnist`` or ``~/.medmnist``, downloaded there if missing),
 and runs standard AL and CAL-SD with the CIFAR-style ResNet-18 and Adam
 (lr 1e-3, batch 128, m' = 128, as in the paper's appendix A.2.3), entropy
 sampling, from 5% to 25% of the training split; prints test accuracy and
 training time per round. On a CPU a full DermaMNIST run takes long: use
 ``--limit`` to subsample, or ``--device cuda``.
 
-Run: ``python examples/medmnist_resnet.py --root ~/.medmnist --flag dermamnist [--limit 2000]``
+Run: ``python examples/medmnist_resnet.py --flag dermamnist [--data-home DIR] [--limit 2000]``
 """
 
 import argparse
@@ -24,15 +25,15 @@ from skcal.simulation import ActiveLearningSimulator
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default="~/.medmnist")
+    parser.add_argument("--data-home", help="the data cache whose medmnist/ folder holds <flag>.npz")
     parser.add_argument("--flag", default="dermamnist")
     parser.add_argument("--limit", type=int, help="use at most this many training images")
     parser.add_argument("--round-epochs", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    X, y = load_medmnist(args.flag, "train", root=args.root)
-    X_test, y_test = load_medmnist(args.flag, "test", root=args.root)
+    X, y = load_medmnist(args.flag, "train", data_home=args.data_home, return_X_y=True)
+    X_test, y_test = load_medmnist(args.flag, "test", data_home=args.data_home, return_X_y=True)
     if args.limit:
         keep = np.random.default_rng(0).permutation(len(y))[: args.limit]
         X, y = X[keep], y[keep]

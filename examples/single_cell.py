@@ -27,7 +27,7 @@ from skcal.simulation import ActiveLearningSimulator
 def main():
     torch.set_num_threads(2)
     adata = scanpy.datasets.pbmc68k_reduced()
-    _, y = load_anndata(adata, "bulk_labels")
+    y = load_anndata(adata, "bulk_labels").target
     X = sp.csr_matrix(adata.raw.X, dtype=np.float32)
     X_pool, X_test, y_pool, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
     print(

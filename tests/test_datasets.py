@@ -25,10 +25,10 @@ def h5ad(tmp_path):
 
 
 def test_anndata_stays_sparse_and_reads_labels(h5ad):
-    X, y = load_anndata(h5ad, "cell_type")
+    X, y = load_anndata(h5ad, "cell_type", return_X_y=True)
     assert sp.issparse(X) and X.shape == (240, 40) and X.dtype == np.float32
     assert set(y) == {"B", "T", "NK"}
-    X_layer, _ = load_anndata(h5ad, "cell_type", layer="raw")
+    X_layer = load_anndata(h5ad, "cell_type", layer="raw").data
     assert (X_layer != X).nnz == 0
 
 
@@ -37,7 +37,7 @@ def test_anndata_library_size_normalisation_and_log1p(h5ad):
 
     adata = anndata.read_h5ad(h5ad)
     counts = adata.X.toarray()
-    X, _ = load_anndata(adata, "cell_type", normalize=True, target_sum=100.0)
+    X = load_anndata(adata, "cell_type", normalize=True, target_sum=100.0).data
     assert sp.issparse(X) and X.dtype == np.float32
     expected = np.log1p(counts / counts.sum(axis=1, keepdims=True) * 100.0)
     np.testing.assert_allclose(X.toarray(), expected, rtol=1e-5, atol=1e-6)
@@ -100,11 +100,11 @@ def write_medmnist(path, channels=None, labels_shape=(1,)):
 
 def test_medmnist_npz_grey_and_colour(tmp_path):
     write_medmnist(tmp_path / "grey.npz")
-    X, y = load_medmnist_npz(tmp_path / "grey.npz", "test")
+    X, y = load_medmnist_npz(tmp_path / "grey.npz", "test", return_X_y=True)
     assert X.shape == (10, 1, 28, 28) and X.dtype == np.float32 and 0 <= X.min() and X.max() <= 1
     assert y.shape == (10,) and y.dtype == np.int64
     write_medmnist(tmp_path / "colour.npz", channels=3)
-    X, _ = load_medmnist_npz(tmp_path / "colour.npz")
+    X = load_medmnist_npz(tmp_path / "colour.npz").data
     assert X.shape == (30, 3, 28, 28)
     data = load_benchmark_data(str(tmp_path / "colour.npz"))
     assert data.X.shape == (40, 3, 28, 28) and data.estimator_params["module__in_channels"] == 3
@@ -126,7 +126,7 @@ def test_medmnist_errors(tmp_path):
 def test_text_csv(tmp_path):
     frame = pd.DataFrame({"text": ["a red fox", "a blue whale", "the red sun", None], "label": ["x", "y", "x", "y"]})
     frame.to_csv(tmp_path / "texts.csv", index=False)
-    texts, y = load_text_csv(tmp_path / "texts.csv")
+    texts, y = load_text_csv(tmp_path / "texts.csv", return_X_y=True)
     assert texts[3] == "" and y.tolist() == ["x", "y", "x", "y"]
     data = load_benchmark_data(str(tmp_path / "texts.csv"))
     assert sp.issparse(data.X) and data.X.shape[0] == 4
@@ -138,7 +138,7 @@ def test_text_csv(tmp_path):
 
 
 def test_digits_images():
-    X, y = load_digits_images()
+    X, y = load_digits_images(return_X_y=True)
     assert X.shape == (1797, 1, 8, 8) and X.max() == 1.0 and set(y) == set(range(10))
 
 
@@ -159,20 +159,21 @@ WORDNET_SAMPLE = "\n".join(WORDNET_LINES) + "\n"
 def test_wordnet_glosses_from_the_real_format(tmp_path):
     from skcal.datasets import load_wordnet_glosses
 
-    (tmp_path / "data.noun").write_text(WORDNET_SAMPLE)
-    texts, y = load_wordnet_glosses(tmp_path)
+    (tmp_path / "wordnet").mkdir()
+    (tmp_path / "wordnet" / "data.noun").write_text(WORDNET_SAMPLE)
+    texts, y = load_wordnet_glosses(data_home=tmp_path, return_X_y=True)
     assert y.tolist() == ["noun.Tops", "noun.animal", "noun.animal", "noun.food", "noun.artifact"]
     assert texts[2] == "a member of the genus Canis"  # the definition, without the usage example
     texts, y = load_wordnet_glosses(
-        tmp_path, categories=["noun.animal", "noun.food"], max_per_category=1, random_state=0
+        categories=["noun.animal", "noun.food"], max_per_category=1, random_state=0, data_home=tmp_path, return_X_y=True
     )
     assert sorted(y.tolist()) == ["noun.animal", "noun.food"]
     with pytest.raises(ValueError, match="Unknown WordNet categories"):
-        load_wordnet_glosses(tmp_path, categories=["noun.animals"])
+        load_wordnet_glosses(categories=["noun.animals"], data_home=tmp_path)
     with pytest.raises(ValueError, match="pos must be"):
-        load_wordnet_glosses(tmp_path, pos="nouns")
+        load_wordnet_glosses(pos="nouns", data_home=tmp_path)
     with pytest.raises(FileNotFoundError, match="wordnet-base"):
-        load_wordnet_glosses(tmp_path / "missing")
+        load_wordnet_glosses(data_home=tmp_path / "missing")
 
 
 def test_wordnet_glosses_on_the_installed_files():
@@ -182,7 +183,9 @@ def test_wordnet_glosses_on_the_installed_files():
 
     if not Path("/usr/share/wordnet/data.noun").exists():
         pytest.skip("Debian's wordnet-base is not installed")
-    texts, y = load_wordnet_glosses(categories=["noun.animal", "noun.food", "noun.plant", "noun.artifact"])
+    texts, y = load_wordnet_glosses(
+        categories=["noun.animal", "noun.food", "noun.plant", "noun.artifact"], data_home="/usr/share", return_X_y=True
+    )
     assert len(texts) > 10_000 and set(y) == {"noun.animal", "noun.food", "noun.plant", "noun.artifact"}
     assert all(texts[:100])
 
@@ -191,16 +194,19 @@ def test_load_medmnist_through_the_package(tmp_path):
     pytest.importorskip("medmnist")
     from skcal.datasets import load_medmnist
 
-    write_medmnist(tmp_path / "dermamnist.npz", channels=3)
-    X, y = load_medmnist("dermamnist", "test", root=tmp_path)
+    (tmp_path / "medmnist").mkdir()
+    write_medmnist(tmp_path / "medmnist" / "dermamnist.npz", channels=3)
+    dermamnist = load_medmnist("dermamnist", "test", data_home=tmp_path)
+    X, y = dermamnist.data, dermamnist.target
     assert X.shape == (10, 3, 28, 28) and X.dtype == np.float32 and y.shape == (10,)
-    np.testing.assert_array_equal(X, load_medmnist_npz(tmp_path / "dermamnist.npz", "test")[0])
+    np.testing.assert_array_equal(X, load_medmnist_npz(tmp_path / "medmnist" / "dermamnist.npz", "test").data)
+    assert len(dermamnist.target_names) == 7 and dermamnist.target_names[4] == "melanoma"
     with pytest.raises(FileNotFoundError, match="pathmnist.npz"):
-        load_medmnist("pathmnist", root=tmp_path)
+        load_medmnist("pathmnist", data_home=tmp_path, download_if_missing=False)
     with pytest.raises(ValueError, match="Unknown MedMNIST flag"):
-        load_medmnist("dermmnist", root=tmp_path)
+        load_medmnist("dermmnist", data_home=tmp_path)
     with pytest.raises(ValueError, match="multi-label"):
-        load_medmnist("chestmnist", root=tmp_path)
+        load_medmnist("chestmnist", data_home=tmp_path)
 
 
 def test_bench_on_medmnist_from_a_data_root(tmp_path):

@@ -10,6 +10,11 @@ import pytest
 from skcal.datasets import FASHION_MNIST_CLASSES, FASHION_MNIST_DEBIAN_ROOT, load_fashion_mnist
 
 
+def load_from(root, split="train"):
+    """Load a split from the fashion-mnist folder ``root`` of a data cache, never downloading."""
+    return load_fashion_mnist(split=split, data_home=root.parent, download_if_missing=False)
+
+
 def idx_bytes(array, magic=None):
     """An IDX file of unsigned bytes, as Zalando writes them: magic 0x0000080<ndim>, big-endian sizes, data."""
     array = np.asarray(array, dtype=np.uint8)
@@ -30,7 +35,7 @@ def write_split(root, prefix, images, labels, compress=True):
 @pytest.fixture
 def fmnist(tmp_path):
     rng = np.random.default_rng(0)
-    root = tmp_path / "fmnist"
+    root = tmp_path / "fashion-mnist"
     train = rng.integers(0, 256, (12, 28, 28), dtype=np.uint8)
     train[0, 0, 0], train[0, 0, 1] = 0, 255
     write_split(root, "train", train, np.arange(12) % 10)
@@ -38,15 +43,17 @@ def fmnist(tmp_path):
     return root, train
 
 
-def test_reads_the_gzipped_idx_files(fmnist):
+def test_reads_the_gzipped_idx_files(fmnist, tmp_path):
     root, train = fmnist
-    X, y, names = load_fashion_mnist(root)
+    fmnist = load_fashion_mnist(data_home=tmp_path, download_if_missing=False)
+    X, y, names = fmnist.data, fmnist.target, fmnist.target_names
     assert X.shape == (12, 1, 28, 28) and X.dtype == np.float32
     assert X[0, 0, 0, 0] == 0.0 and X[0, 0, 0, 1] == 1.0
     np.testing.assert_allclose(X[:, 0], train / 255.0, rtol=1e-6)
     assert y.dtype == np.int64 and y.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
-    assert names == FASHION_MNIST_CLASSES and len(names) == 10 and names[9] == "Ankle boot"
-    X, y, _ = load_fashion_mnist(str(root), split="test")
+    assert names.tolist() == list(FASHION_MNIST_CLASSES) and names[9] == "Ankle boot"
+    assert "Zalando" in fmnist.DESCR
+    X, y = load_fashion_mnist(split="test", data_home=str(tmp_path), download_if_missing=False, return_X_y=True)
     assert X.shape == (5, 1, 28, 28) and y.tolist() == [9, 2, 1, 1, 6]
 
 
@@ -54,27 +61,27 @@ def test_reads_uncompressed_files_and_the_data_cache(tmp_path, monkeypatch):
     images = np.full((3, 28, 28), 51, dtype=np.uint8)
     write_split(tmp_path / "fashion-mnist", "t10k", images, [1, 2, 3], compress=False)
     monkeypatch.setenv("SKCAL_DATA", str(tmp_path))
-    X, y, _ = load_fashion_mnist(split="test")  # default root: $SKCAL_DATA/fashion-mnist first
+    X, y = load_fashion_mnist(split="test", return_X_y=True)  # by default $SKCAL_DATA/fashion-mnist first
     assert X.shape == (3, 1, 28, 28) and np.allclose(X, 0.2) and y.tolist() == [1, 2, 3]
 
 
 def test_missing_files_say_how_to_get_them(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist") as error:
-        load_fashion_mnist(tmp_path)
+        load_fashion_mnist(data_home=tmp_path, download_if_missing=False)
     assert "train-images-idx3-ubyte" in str(error.value) and "zalandoresearch/fashion-mnist" in str(error.value)
     monkeypatch.setenv("SKCAL_DATA", str(tmp_path))
     if not (FASHION_MNIST_DEBIAN_ROOT / "t10k-images-idx3-ubyte.gz").exists():
-        with pytest.raises(FileNotFoundError, match="root="):
-            load_fashion_mnist(split="test")
+        with pytest.raises(FileNotFoundError, match="data_home="):
+            load_fashion_mnist(split="test", download_if_missing=False)
     with pytest.raises(ValueError, match="split must be one of"):
-        load_fashion_mnist(tmp_path, split="val")
+        load_fashion_mnist(split="val", data_home=tmp_path)
 
 
 def test_only_the_images_of_a_split_present_is_missing(fmnist):
     root, _ = fmnist
     (root / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte"):
-        load_fashion_mnist(root, split="test")
+        load_from(root, split="test")
 
 
 def corrupt(root, name, data):
@@ -99,7 +106,7 @@ def test_corrupt_files_are_value_errors_naming_the_file(fmnist, name, make_data,
     raw = idx_bytes(train) if "images" in name else idx_bytes(np.arange(12) % 10)
     path = corrupt(root, name, make_data(raw))
     with pytest.raises(ValueError, match=message) as error:
-        load_fashion_mnist(root)
+        load_from(root)
     assert str(path) in str(error.value)
 
 
@@ -107,13 +114,13 @@ def test_inconsistent_files(fmnist):
     root, train = fmnist
     corrupt(root, "train-labels-idx1-ubyte.gz", gzip.compress(idx_bytes(np.arange(11) % 10)))
     with pytest.raises(ValueError, match="has 12 images but train-labels-idx1-ubyte.gz has 11 labels"):
-        load_fashion_mnist(root)
+        load_from(root)
     corrupt(root, "train-labels-idx1-ubyte.gz", gzip.compress(idx_bytes(np.arange(12))))
     with pytest.raises(ValueError, match="has label 11"):
-        load_fashion_mnist(root)
+        load_from(root)
     write_split(root, "train", np.zeros((12, 32, 32)), np.zeros(12))
     with pytest.raises(ValueError, match=r"images of \(32, 32\) pixels"):
-        load_fashion_mnist(root)
+        load_from(root)
 
 
 def require_installed(path, what):
@@ -126,9 +133,10 @@ def require_installed(path, what):
 
 def test_the_installed_debian_files():
     require_installed(FASHION_MNIST_DEBIAN_ROOT / "t10k-images-idx3-ubyte.gz", "Debian's dataset-fashion-mnist")
-    X, y, names = load_fashion_mnist(FASHION_MNIST_DEBIAN_ROOT, split="test")
+    fmnist = load_fashion_mnist(split="test", data_home=FASHION_MNIST_DEBIAN_ROOT.parent, download_if_missing=False)
+    X, y, names = fmnist.data, fmnist.target, fmnist.target_names
     assert X.shape == (10_000, 1, 28, 28) and X.dtype == np.float32 and X.min() == 0.0 and X.max() == 1.0
     assert np.bincount(y).tolist() == [1000] * 10 and y[:10].tolist() == [9, 2, 1, 1, 6, 1, 4, 6, 5, 7]
-    X, y, _ = load_fashion_mnist(FASHION_MNIST_DEBIAN_ROOT, split="train")
+    X, y = load_fashion_mnist(data_home="/usr/share/datasets", download_if_missing=False, return_X_y=True)
     assert X.shape == (60_000, 1, 28, 28) and np.bincount(y).tolist() == [6000] * 10
     assert y[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5] and names[y[0]] == "Ankle boot"

@@ -57,7 +57,8 @@ def sdist(tmp_path):
 
 
 def test_reads_the_sdist_as_a_binary_task(sdist):
-    texts, y, source, rating = load_sentiment_sentences(sdist)
+    sentences = load_sentiment_sentences(data_home=sdist.parent)
+    texts, y, source, rating = sentences.data, sentences.target, sentences.source, sentences.rating
     assert texts == [
         "no picture, scrolling b/w.",
         "great player & cheap",  # the rating-0 sentence is dropped; HTML entities decoded
@@ -72,10 +73,15 @@ def test_reads_the_sdist_as_a_binary_task(sdist):
     assert y.dtype == np.int64 and y.tolist() == [0, 1, 1, 0, 1, 1, 0, 1, 0]
     assert source.tolist() == ["amazon"] * 2 + ["movies"] * 3 + ["tweets"] * 2 + ["nyt"] * 2
     np.testing.assert_allclose(rating, [-0.9, 2.35, 2.26666666667, -3.875, 0.4, 2.726315789, -2.154639175, 0.15, -1.15])
+    assert sentences.target_names.tolist() == ["negative", "positive"] and "Hutto" in sentences.DESCR
+
+
+def fields(sentences):
+    return sentences.data, sentences.target, sentences.source, sentences.rating
 
 
 def test_every_form_of_the_data_gives_the_same_sentences(sdist, tmp_path):
-    expected = load_sentiment_sentences(sdist)
+    expected = fields(load_sentiment_sentences(data_home=sdist.parent))
     inner = tmp_path / "inner" / "hutto_ICWSM_2014.tar.gz"
     inner.parent.mkdir()
     inner.write_bytes(inner_tarball())
@@ -85,36 +91,35 @@ def test_every_form_of_the_data_gives_the_same_sentences(sdist, tmp_path):
     sdist_folder = extracted / "vaderSentiment-3.3.2"
     with tarfile.open(sdist_folder / "additional_resources" / "hutto_ICWSM_2014.tar.gz") as archive:
         archive.extractall(tmp_path / "flat", filter="data")
-    forms = [inner, inner.parent, sdist_folder, tmp_path / "flat", tmp_path / "flat" / "hutto_ICWSM_2014"]
-    for form in forms:
-        got = load_sentiment_sentences(form)
-        assert got[0] == expected[0], form
+    for data_home in (inner.parent, extracted, tmp_path / "flat"):  # the inner tarball, the sdist or it extracted
+        got = fields(load_sentiment_sentences(data_home=data_home, download_if_missing=False))
+        assert got[0] == expected[0], data_home
         for got_array, expected_array in zip(got[1:], expected[1:], strict=True):
             np.testing.assert_array_equal(got_array, expected_array)
 
 
 def test_sources_and_rating_threshold(sdist):
-    texts, y, source, _ = load_sentiment_sentences(sdist, sources=("tweets", "amazon"))
+    texts, y, source, _ = fields(load_sentiment_sentences(sources=("tweets", "amazon"), data_home=sdist.parent))
     assert source.tolist() == ["tweets", "tweets", "amazon", "amazon"] and texts[0] == "So lucky <3"
-    texts, _, source, _ = load_sentiment_sentences(sdist, sources="movies")
+    texts, _, source, _ = fields(load_sentiment_sentences(sources="movies", data_home=sdist.parent))
     assert set(source) == {"movies"} and len(texts) == 3
-    _, _, _, rating = load_sentiment_sentences(sdist, min_abs_rating=1.0)
+    rating = load_sentiment_sentences(min_abs_rating=1.0, data_home=sdist.parent).rating
     assert np.all(np.abs(rating) > 1.0) and len(rating) == 6
     with pytest.raises(ValueError, match="sources must be a non-empty subset"):
-        load_sentiment_sentences(sdist, sources=("amazon", "imdb"))
+        load_sentiment_sentences(sources=("amazon", "imdb"), data_home=sdist.parent)
     with pytest.raises(ValueError, match="sources must be"):
-        load_sentiment_sentences(sdist, sources=())
+        load_sentiment_sentences(sources=(), data_home=sdist.parent)
     with pytest.raises(ValueError, match="min_abs_rating"):
-        load_sentiment_sentences(sdist, min_abs_rating=-1)
+        load_sentiment_sentences(min_abs_rating=-1, data_home=sdist.parent)
 
 
 def test_default_path_is_the_data_cache(sdist, tmp_path, monkeypatch):
     monkeypatch.setenv("SKCAL_DATA", str(tmp_path))
     assert get_data_home() == tmp_path
-    assert len(load_sentiment_sentences()[0]) == 9
+    assert len(load_sentiment_sentences().data) == 9
     monkeypatch.setenv("SKCAL_DATA", str(tmp_path / "empty"))
     with pytest.raises(FileNotFoundError) as error:
-        load_sentiment_sentences()
+        load_sentiment_sentences(download_if_missing=False)
     message = str(error.value)
     assert "pip download --no-deps --no-binary :all: vaderSentiment==3.3.2 -d" in message
     assert str(tmp_path / "empty") in message and "install_data.sh" in message
@@ -122,18 +127,20 @@ def test_default_path_is_the_data_cache(sdist, tmp_path, monkeypatch):
 
 def test_missing_and_corrupt_data(sdist, tmp_path):
     with pytest.raises(FileNotFoundError, match="vaderSentiment==3.3.2"):
-        load_sentiment_sentences(tmp_path / "nothing.tar.gz")
-    (tmp_path / "empty").mkdir()
+        load_sentiment_sentences(data_home=tmp_path / "nothing", download_if_missing=False)
+    (tmp_path / "empty" / "hutto_ICWSM_2014").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="has none of"):
-        load_sentiment_sentences(tmp_path / "empty")
-    truncated = tmp_path / "truncated.tar.gz"
+        load_sentiment_sentences(data_home=tmp_path / "empty")
+    truncated = tmp_path / "truncated" / VADER_SDIST
+    truncated.parent.mkdir()
     truncated.write_bytes(sdist.read_bytes()[: sdist.stat().st_size // 2])
     with pytest.raises(ValueError, match=f"{truncated}.*not a readable tarball"):
-        load_sentiment_sentences(truncated)
-    other = tmp_path / "other.tar.gz"
+        load_sentiment_sentences(data_home=truncated.parent)
+    other = tmp_path / "other" / VADER_SDIST
+    other.parent.mkdir()
     other.write_bytes(tar_bytes({"pkg/setup.py": b""}))
     with pytest.raises(ValueError, match="is it the vaderSentiment 3.3.2 sdist"):
-        load_sentiment_sentences(other)
+        load_sentiment_sentences(data_home=other.parent)
 
 
 @pytest.mark.parametrize(
@@ -143,11 +150,10 @@ def test_missing_and_corrupt_data(sdist, tmp_path):
 def test_malformed_lines_name_the_file_and_line(tmp_path, line, problem):
     bad = dict(GROUND_TRUTH)
     bad["tweets_GroundTruth.txt"] += line + "\r\n"
-    path = tmp_path / "bad.tar.gz"
-    path.write_bytes(sdist_bytes(inner_tarball(bad)))
+    (tmp_path / VADER_SDIST).write_bytes(sdist_bytes(inner_tarball(bad)))
     with pytest.raises(ValueError, match=r"tweets_GroundTruth.txt, line 3: expected ID<TAB>rating"):
-        load_sentiment_sentences(path)
-    assert len(load_sentiment_sentences(path, sources="nyt")[0]) == 2  # the other files are fine
+        load_sentiment_sentences(data_home=tmp_path)
+    assert len(load_sentiment_sentences(sources="nyt", data_home=tmp_path).data) == 2  # the other files are fine
 
 
 def test_non_utf8_text(tmp_path):
@@ -156,7 +162,7 @@ def test_non_utf8_text(tmp_path):
     for name, text in GROUND_TRUTH.items():
         (folder / name).write_bytes(text.encode("utf-16") if name.startswith("nyt") else text.encode())
     with pytest.raises(ValueError, match="nytEditorialSnippets_GroundTruth.txt is not UTF-8"):
-        load_sentiment_sentences(folder)
+        load_sentiment_sentences(data_home=tmp_path)
 
 
 def test_the_installed_sdist():
@@ -178,7 +184,7 @@ def test_the_installed_sdist():
         "tweets": 4200,
         "nyt": 5190,
     }
-    texts, y, source, rating = load_sentiment_sentences()
+    texts, y, source, rating = fields(load_sentiment_sentences(download_if_missing=False))
     for name, ratings in raw.items():
         assert (source == name).sum() == sum(value != 0 for value in ratings)
     assert len(texts) == len(y) == len(rating) == 23_320 and all(texts)

@@ -30,48 +30,60 @@ VERBS = HEADER + [  # data.verb's: verb frames ("02 + 02 00 + 08 00") before the
 
 @pytest.fixture
 def wordnet(tmp_path):
-    (tmp_path / "data.noun").write_text("\n".join(NOUNS) + "\n")
-    (tmp_path / "data.verb").write_text("\n".join(VERBS) + "\n")
+    """A data cache whose wordnet/ folder holds data.noun and data.verb."""
+    (tmp_path / "wordnet").mkdir()
+    (tmp_path / "wordnet" / "data.noun").write_text("\n".join(NOUNS) + "\n")
+    (tmp_path / "wordnet" / "data.verb").write_text("\n".join(VERBS) + "\n")
     return tmp_path
 
 
 def test_nouns_and_verbs_together(wordnet):
-    texts, y = load_wordnet_glosses(wordnet, pos=WORDNET_FULL_POS)
+    texts, y = load_wordnet_glosses(pos=WORDNET_FULL_POS, data_home=wordnet, return_X_y=True)
     assert y.tolist() == ["noun.Tops", "noun.animal", "noun.food", "verb.body", "verb.change", "verb.motion"]
     assert texts[3] == "draw air into, and expel out of, the lungs" and texts[4].endswith("computer program code")
-    texts, y = load_wordnet_glosses(wordnet, pos=["verb", "noun"])
+    texts, y = load_wordnet_glosses(pos=["verb", "noun"], data_home=wordnet, return_X_y=True)
     assert y.tolist()[:3] == ["verb.body", "verb.change", "verb.motion"] and len(y) == 6
 
 
 def test_the_default_is_still_nouns_alone(wordnet):
-    texts, y = load_wordnet_glosses(wordnet)
+    texts, y = load_wordnet_glosses(data_home=wordnet, return_X_y=True)
     assert y.tolist() == ["noun.Tops", "noun.animal", "noun.food"]
     assert texts[1] == "a member of the genus Canis"
-    assert load_wordnet_glosses(wordnet, pos="verb")[1].tolist() == ["verb.body", "verb.change", "verb.motion"]
+    assert load_wordnet_glosses(pos="verb", data_home=wordnet).target.tolist() == [
+        "verb.body",
+        "verb.change",
+        "verb.motion",
+    ]
 
 
 def test_categories_and_sampling_across_parts_of_speech(wordnet):
-    _, y = load_wordnet_glosses(wordnet, pos=WORDNET_FULL_POS, categories=["noun.animal", "verb.motion"])
+    _, y = load_wordnet_glosses(
+        pos=WORDNET_FULL_POS, categories=["noun.animal", "verb.motion"], data_home=wordnet, return_X_y=True
+    )
     assert y.tolist() == ["noun.animal", "verb.motion"]
-    _, y = load_wordnet_glosses(wordnet, pos=WORDNET_FULL_POS, max_per_category=1, random_state=0)
+    _, y = load_wordnet_glosses(
+        pos=WORDNET_FULL_POS, max_per_category=1, random_state=0, data_home=wordnet, return_X_y=True
+    )
     assert sorted(y.tolist()) == sorted(set(y.tolist())) and len(y) == 6
-    texts, y = load_wordnet_glosses(wordnet, categories=["verb.motion"], max_per_category=5)
+    texts, y = load_wordnet_glosses(categories=["verb.motion"], max_per_category=5, data_home=wordnet, return_X_y=True)
     assert texts == [] and len(y) == 0  # no verbs read: an empty result, not an error
 
 
 def test_errors(wordnet):
-    (wordnet / "data.verb").unlink()
+    (wordnet / "wordnet" / "data.verb").unlink()
     with pytest.raises(FileNotFoundError, match="data.verb.*wordnet-base"):
-        load_wordnet_glosses(wordnet, pos=WORDNET_FULL_POS)
+        load_wordnet_glosses(pos=WORDNET_FULL_POS, data_home=wordnet)
     for pos in ((), ("noun", "noun"), ("noun", "verbs"), "nouns"):
         with pytest.raises(ValueError, match="pos must be one of"):
-            load_wordnet_glosses(wordnet, pos=pos)
-    (wordnet / "data.verb").write_text("\n".join(VERBS[:3] + ["00002325 x9 v 01 respire 1 000 | undergo  "]) + "\n")
+            load_wordnet_glosses(pos=pos, data_home=wordnet)
+    (wordnet / "wordnet" / "data.verb").write_text(
+        "\n".join(VERBS[:3] + ["00002325 x9 v 01 respire 1 000 | undergo  "]) + "\n"
+    )
     with pytest.raises(ValueError, match=r"data.verb, line 4: no valid lexicographer file number"):
-        load_wordnet_glosses(wordnet, pos="verb")
-    (wordnet / "data.verb").write_text("00002325 45 v 01 respire 1 000 | undergo  \n")
+        load_wordnet_glosses(pos="verb", data_home=wordnet)
+    (wordnet / "wordnet" / "data.verb").write_text("00002325 45 v 01 respire 1 000 | undergo  \n")
     with pytest.raises(ValueError, match="line 1: no valid lexicographer"):
-        load_wordnet_glosses(wordnet, pos="verb")
+        load_wordnet_glosses(pos="verb", data_home=wordnet)
 
 
 def test_the_installed_wordnet_at_full_size():
@@ -80,7 +92,7 @@ def test_the_installed_wordnet_at_full_size():
         if os.environ.get("SKCAL_REQUIRE_DATA"):
             pytest.fail("Debian's wordnet-base is not installed; run scripts/install_data.sh")
         pytest.skip("Debian's wordnet-base is not installed; scripts/install_data.sh installs it")
-    texts, y = load_wordnet_glosses(pos=WORDNET_FULL_POS)
+    texts, y = load_wordnet_glosses(pos=WORDNET_FULL_POS, data_home="/usr/share", return_X_y=True)
     assert len(texts) == len(y) == 95_882 and all(texts)
     labels, counts = np.unique(y, return_counts=True)
     assert len(labels) == 41 and sum(label.startswith("noun.") for label in labels) == 26

@@ -85,11 +85,16 @@ def load_benchmark_data(
     """
     model = check_model(dataset, model)
     if dataset == "digits":
-        X, y = datasets.load_digits_images()
+        X, y = datasets.load_digits_images(return_X_y=True)
         return image_data("digits", X, y, "scikit-learn digits (1797 8x8 images, 10 classes)", model)
     if dataset == "fashion-mnist":
-        (X, y, _), (X_test, y_test, _) = read_input(
-            dataset, "Fashion-MNIST", lambda: [datasets.load_fashion_mnist(split=s) for s in ("train", "test")]
+        (X, y), (X_test, y_test) = read_input(
+            dataset,
+            "Fashion-MNIST",
+            lambda: [
+                datasets.load_fashion_mnist(split=split, download_if_missing=False, return_X_y=True)
+                for split in ("train", "test")
+            ],
         )
         return image_data(
             "fashion-mnist",
@@ -102,12 +107,16 @@ def load_benchmark_data(
             sizes=QUICK_SIZES["fashion-mnist"] if quick else (None, None),
         )
     if dataset == "pbmc68k":
-        X, y = read_input(dataset, "scanpy's pbmc68k_reduced", datasets.load_pbmc68k)
+        X, y = read_input(dataset, "scanpy's pbmc68k_reduced", lambda: datasets.load_pbmc68k(return_X_y=True))
         return tabular_data("pbmc68k", X, y, "scanpy pbmc68k_reduced (700 cells, 765 genes, 10 types), ACTINN MLP")
     if dataset == "medmnist":
         return _medmnist_data(data_root, medmnist_flag, model)
     if dataset == "sentiment":
-        texts, y, _, _ = read_input(dataset, "the VADER sentiment sentences", datasets.load_sentiment_sentences)
+        texts, y = read_input(
+            dataset,
+            "the VADER sentiment sentences",
+            lambda: datasets.load_sentiment_sentences(download_if_missing=False, return_X_y=True),
+        )
         description = f"VADER human-rated sentences ({len(y)}, positive/negative)"
         sizes = QUICK_SIZES["sentiment"] if quick else (None, None)
         return text_data("sentiment", texts, y, description, model, "embeddings", quick, sizes, embedding_cache, device)
@@ -117,13 +126,15 @@ def load_benchmark_data(
                 dataset,
                 "the WordNet glosses",
                 lambda: datasets.load_wordnet_glosses(
-                    categories=WORDNET_CATEGORIES, max_per_category=400, random_state=0
+                    categories=WORDNET_CATEGORIES, max_per_category=400, random_state=0, return_X_y=True
                 ),
             )
             description = f"WordNet noun glosses ({len(y)}, 5 categories)"
             return text_data("wordnet", texts, y, description, model, "tfidf", quick, (None, None))
         texts, y = read_input(
-            dataset, "the WordNet glosses", lambda: datasets.load_wordnet_glosses(pos=datasets.WORDNET_FULL_POS)
+            dataset,
+            "the WordNet glosses",
+            lambda: datasets.load_wordnet_glosses(pos=datasets.WORDNET_FULL_POS, return_X_y=True),
         )
         description = f"WordNet noun and verb glosses ({len(y)}, {len(np.unique(y))} lexicographer categories)"
         return text_data(
@@ -143,10 +154,12 @@ def load_benchmark_data(
     if suffix == ".npz":
         check_npz(path)
         X, y = read_input(
-            dataset, path.name, lambda: _train_and_test(lambda split: datasets.load_medmnist_npz(path, split))
+            dataset,
+            path.name,
+            lambda: _train_and_test(lambda split: datasets.load_medmnist_npz(path, split, return_X_y=True)),
         )
         return image_data(path.stem, X, y, f"{path.name} ({len(y)} images {X.shape[1:]})", model)
-    texts, y = read_input(dataset, path.name, lambda: datasets.load_text_csv(path))
+    texts, y = read_input(dataset, path.name, lambda: datasets.load_text_csv(path, return_X_y=True))
     if not any(text.strip() for text in texts):
         raise BenchmarkInputError("dataset", f"{path.name}: every text is empty.")
     return text_data(path.stem, texts, y, f"{path.name} ({len(y)} texts)", model, "tfidf", quick, (None, None))
@@ -166,7 +179,7 @@ def _read_anndata(path: Path, label_key: str) -> tuple[Any, np.ndarray]:
     unlabelled = int(adata.obs[label_key].isna().sum())
     if unlabelled:
         raise BenchmarkInputError("label_key", f"{unlabelled} cells of {path.name} have no {label_key!r} label.")
-    return read_input(str(path), path.name, lambda: datasets.load_anndata(adata, label_key))
+    return read_input(str(path), path.name, lambda: datasets.load_anndata(adata, label_key, return_X_y=True))
 
 
 def _medmnist_data(data_root: str | Path, flag: str, model: str = "cnn") -> BenchmarkData:
@@ -189,8 +202,12 @@ def _medmnist_data(data_root: str | Path, flag: str, model: str = "cnn") -> Benc
             "data_root", f"No {flag}.npz in {root}; download it with the medmnist package where a network is available."
         )
     check_npz(path, parameter="data_root")
+    # data_root is the folder of <flag>.npz itself (medmnist's own layout), which load_medmnist's
+    # data_home (a cache with a medmnist/ subfolder) does not name: read the file checked above
     X, y = read_input(
-        "medmnist", path.name, lambda: _train_and_test(lambda split: datasets.load_medmnist(flag, split, root=root))
+        "medmnist",
+        path.name,
+        lambda: _train_and_test(lambda split: datasets.load_medmnist_npz(path, split, return_X_y=True)),
     )
     return image_data(flag, X, y, f"MedMNIST {flag} ({len(y)} images {X.shape[1:]})", model)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from numbers import Real
 from typing import Any, ClassVar
 
@@ -17,15 +18,69 @@ from .er import ExperienceReplay
 SELECTIONS = ("top", "sampled")
 
 
+def previewed_step(
+    optimizer: torch.optim.Optimizer, module: torch.nn.Module, weights: dict, gradients: dict
+) -> dict[str, torch.Tensor]:
+    """Return the weights ``optimizer`` would give ``module``'s parameters for ``gradients``, changing nothing.
+
+    The step is taken by a fresh optimizer of the same class on copies of
+    the parameters, loaded with a deep copy of ``optimizer``'s state and
+    hyperparameters, so every update rule (momentum, Adam's moments, weight
+    decay, a scheduler's current learning rate) is followed exactly.
+
+    Parameters
+    ----------
+    optimizer : torch.optim.Optimizer
+        The estimator's optimizer (an accelerator's wrapper is looked through).
+    module : torch.nn.Module
+        The unwrapped network whose parameters ``optimizer`` updates.
+    weights : dict of str to torch.Tensor
+        The trainable parameters, by name.
+    gradients : dict of str to torch.Tensor or None
+        Their gradients on the current batch.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        The previewed weights, by name (a parameter without a gradient keeps its value).
+    """
+    inner = getattr(optimizer, "optimizer", optimizer)
+    names = {id(parameter): name for name, parameter in module.named_parameters()}
+    copies: dict[str, torch.Tensor] = {}
+    groups = []
+    for group in inner.param_groups:
+        shadows = []
+        for parameter in group["params"]:
+            shadow = parameter.detach().clone()
+            gradient = gradients.get(names.get(id(parameter)))
+            shadow.grad = None if gradient is None else gradient.detach().clone()
+            shadows.append(shadow)
+            copies[names.get(id(parameter))] = shadow
+        groups.append({**{key: value for key, value in group.items() if key != "params"}, "params": shadows})
+    preview = type(inner)(groups)
+    preview.load_state_dict(copy.deepcopy(inner.state_dict()))  # loading keeps same-device tensors: copy first
+    preview.step()
+    return {name: copies.get(name, value) for name, value in weights.items()}
+
+
 class MaximallyInterferedRetrieval(CandidateReplay, ExperienceReplay):
     """Replay the history points a step on the current batch would hurt most.
 
     For each minibatch of new points, ``n_candidates`` history points are
-    drawn at random and scored by their interference: take a virtual SGD
-    step on the current batch, ``theta_v = theta - eta * grad L_c``, and
-    measure each candidate's loss increase ``s(x) = l(f(x; theta_v), y) -
-    l(f(x; theta), y)``. The ``m'`` highest-scoring candidates are replayed,
-    with ER's loss on the joint batch.
+    drawn at random and scored by their interference: take a virtual step
+    on the current batch, ``theta_v``, and measure each candidate's loss
+    increase ``s(x) = l(f(x; theta_v), y) - l(f(x; theta), y)``. The ``m'``
+    highest-scoring candidates are replayed, with ER's loss on the joint batch.
+
+    The virtual step is the step the optimizer would take on the current
+    batch, by its own rule (Adam's moments, momentum, weight decay, the
+    current learning rate), previewed on copies of the weights and of the
+    optimizer's state, as the CAL reference code takes it. The MIR paper's
+    ``theta_v = theta - eta * grad L_c`` is that step for plain SGD only;
+    with Adam it points elsewhere, the scores rank the wrong points, and the
+    earlier rounds are forgotten (on Fashion-MNIST: 86.2% ± 2.7 with the SGD
+    step under Adam, 89.0% with the optimizer's step, docs/strategies.md).
+    ``virtual_lr`` asks for the plain SGD step instead.
 
     The virtual step never touches the real parameters, gradients or
     optimizer state (``torch.func.functional_call`` with substituted
@@ -42,7 +97,8 @@ class MaximallyInterferedRetrieval(CandidateReplay, ExperienceReplay):
         ``"sampled"`` draws ``m'`` candidates with probabilities
         ``softmax(scores)``, as the CAL reference code does.
     virtual_lr : float or None, default=None
-        ``eta``; None uses the optimizer's current learning rate.
+        None previews the optimizer's own step; a number takes the MIR
+        paper's plain SGD step ``theta - virtual_lr * grad L_c`` instead.
     sampling, memory_size, retention
         The replay memory: see :class:`~skcal.replay.ReplayStrategy`.
     """
@@ -80,7 +136,7 @@ class MaximallyInterferedRetrieval(CandidateReplay, ExperienceReplay):
     def interference(
         self, net: Trainer, X_current: Any, y_current: torch.Tensor, candidates: ReplayBatch
     ) -> torch.Tensor:
-        """Each candidate's loss increase after a virtual SGD step on the current batch.
+        """Return each candidate's loss increase after a virtual step on the current batch.
 
         Parameters
         ----------
@@ -108,12 +164,15 @@ class MaximallyInterferedRetrieval(CandidateReplay, ExperienceReplay):
 
         current_loss = net.get_loss(call(weights, X_current), y_current, training=True)
         gradients = torch.autograd.grad(current_loss, list(weights.values()), allow_unused=True)
-        eta = net.optimizer_.param_groups[0]["lr"] if self.virtual_lr is None else self.virtual_lr
+        gradients = dict(zip(weights, gradients, strict=True))
         with torch.no_grad():
-            virtual = {
-                name: value if gradient is None else value - eta * gradient
-                for (name, value), gradient in zip(weights.items(), gradients, strict=True)
-            }
+            if self.virtual_lr is None:
+                virtual = previewed_step(net.optimizer_, module, weights, gradients)
+            else:
+                virtual = {
+                    name: value if gradients[name] is None else value - self.virtual_lr * gradients[name]
+                    for name, value in weights.items()
+                }
             labels = candidates.y
             before = F.cross_entropy(call(weights, candidates.X), labels, reduction="none")
             after = F.cross_entropy(call(virtual, candidates.X), labels, reduction="none")

@@ -54,6 +54,7 @@ import resource
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -284,7 +285,7 @@ class Annotators:
         self.seed = seed
         self.lock = threading.Lock()
         self.acknowledged: dict = {}  # annotation -> label, or None once deleted (last acknowledged change)
-        self.uncertain: set = set()  # annotations with a change whose answer never came: either outcome is right
+        self.uncertain: set = set()  # a change not acknowledged after the last that was: Label Studio may restore it
         self.sent = self.refused = 0
         self.stop = threading.Event()
         self.busy = threading.Event()  # set while a big /predict runs (to tag latencies)
@@ -331,11 +332,9 @@ class Annotators:
                 if status == 201:
                     self.acknowledged[annotation] = None if change is None else change[2]
                     self.uncertain.discard(annotation)
-                elif status is None or status >= 500:
-                    if status is not None:
-                        self.refused += 1
-                    if status is None:  # no answer: it may or may not have been journalled
-                        self.uncertain.add(annotation)
+                else:  # refused, or no answer: the acknowledged state may rightly be replaced by Label Studio's
+                    self.refused += status is not None and status >= 500
+                    self.uncertain.add(annotation)
 
     def finish(self) -> None:
         self.stop.set()
@@ -343,7 +342,7 @@ class Annotators:
             thread.join(60)
 
     def check(self, held: dict) -> dict:
-        """Compare the labels held with those acknowledged; missing ones are losses."""
+        """Compare the labels held with the acknowledged ones (last change acknowledged); a difference is a loss."""
         with self.lock:
             expected = {k: v for k, v in self.acknowledged.items() if k not in self.uncertain}
             uncertain = len(self.uncertain)
@@ -438,6 +437,7 @@ def scenario_load(args: argparse.Namespace, folder: Path) -> dict:
     recorder, stop, rss = Recorder(), threading.Event(), []
     try:
         connect(backend, args.train_every)
+        train_rounds(backend, args.train_every, studio=studio)  # the seed round first: no 503 "no model yet"
         annotators = Annotators(backend, studio, recorder, args.annotators, args.rate).start()
         workers = [threading.Thread(target=predict_mix, args=(backend, recorder, stop), daemon=True),
                    threading.Thread(target=sample_rss, args=(backend, stop, rss), daemon=True)]  # fmt: skip
@@ -464,6 +464,7 @@ def scenario_load(args: argparse.Namespace, folder: Path) -> dict:
             "endpoints": recorder.summary(),
             "labels": held_check(annotators, studio, held, order),
             "rss_mb": rss,
+            "feature_cache": (backend.health() or {}).get("feature_cache"),
             "rss_after_1_min_mb": first_minute[0] if first_minute else None,
             "rss_at_end_mb": rss[-1][1] if rss else None,
         }
@@ -578,13 +579,17 @@ def fuzz_bodies(n: int, seed: int = 0) -> list:
     return requests
 
 
-def train_rounds(backend: Backend, train_every: int, rounds: int = 1, start: int = 0) -> None:
-    """Send ``rounds * train_every`` labels and wait for the rounds."""
+def train_rounds(backend: Backend, train_every: int, rounds: int = 1, start: int = 0,
+                 studio: Studio | None = None) -> None:  # fmt: skip
+    """Send ``rounds * train_every`` labels (made in ``studio`` too, if given) and wait for the rounds."""
     rng, before = random.Random(start), backend.health()["rounds"]
     for i in range(start, start + rounds * train_every):
-        label = ("Positive", "Negative")[i % 2]
-        body = annotation_body("ANNOTATION_CREATED", 10**9 + i, 10**9 + i, label, sentence(rng, label, i))
-        request(backend.port, "POST", "/webhook", body)
+        label, annotation = ("Positive", "Negative")[i % 2], 10**9 + i
+        text = sentence(rng, label, i)
+        if studio is not None:
+            studio.record(annotation, (annotation, text, label))
+        request(backend.port, "POST", "/webhook", annotation_body("ANNOTATION_CREATED", annotation, annotation, label,
+                                                                  text))  # fmt: skip
     backend.wait_until(lambda h: h["rounds"] >= before + rounds and not h["training"], 600, "the rounds")
 
 
@@ -626,16 +631,14 @@ def small_filesystem(folder: Path, megabytes: int):
 def fill(folder: Path) -> Path:
     """Fill the file system of ``folder`` to the last byte; return the filler file."""
     filler = folder / "filler"
-    with open(filler, "wb") as stream:
-        block = b"\0" * 65536
-        with contextlib.suppress(OSError):
-            while True:
-                stream.write(block)
-                stream.flush()
-        with contextlib.suppress(OSError):
-            while True:
-                stream.write(b"\0")
-                stream.flush()
+    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        for size in (65536, 4096, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(descriptor, b"\0" * size)
+    finally:
+        os.close(descriptor)
     return filler
 
 
@@ -668,14 +671,23 @@ def scenario_faults(args: argparse.Namespace, folder: Path) -> dict:
                 phases[-1]["recovered_in_s"] = round(time.monotonic() - started, 1)
 
             phase("normal", args.phase_seconds)
+            # the worst moment for a full disk: the journal's write-ahead log just emptied, so that
+            # every new label needs new space (SQLite checkpoints it by itself, every 1,000 pages)
+            with contextlib.closing(sqlite3.connect(backend.state / "journal.sqlite3")) as journal:
+                journal.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             filler = fill(disk)
             phase("disk full", args.phase_seconds)
             filler.unlink()
             recovered("space back")
             phase("space back", args.phase_seconds)
-            subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-            phase("read-only", args.phase_seconds)
-            subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
+            # a read-only file system where commits are written (a tmpfs mounted read-only over
+            # commits/: the journal's files, open for writing, cannot be remounted read-only)
+            commits = backend.state / "commits"
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(commits)], check=True)
+            try:
+                phase("read-only commits", args.phase_seconds)
+            finally:
+                subprocess.run(["umount", str(commits)], check=True)
             recovered("writable again")
             phase("writable again", args.phase_seconds)
             annotators.finish()

@@ -331,6 +331,8 @@ class LabelStudioBackend:
             journal_events = None
         faults, recent = self.faults.snapshot()
         rss = rss_bytes()
+        with self._lock:
+            pipeline = self._pipeline
         return {
             "status": "UP",
             "model_class": self.model_class,
@@ -353,6 +355,7 @@ class LabelStudioBackend:
             "faults": faults,
             "recent_faults": recent,
             "rss_mb": None if rss is None else round(rss / 2**20, 1),
+            "feature_cache": None if pipeline is None else pipeline.cache_info(),
             "score": self.score,
         }
 

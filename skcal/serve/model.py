@@ -140,6 +140,18 @@ class ServedPipeline:
         """Whether :meth:`warm_up` has run (or no step has a model to load)."""
         return getattr(self, "_warm", False) or not any(callable(getattr(step, "load", None)) for _, step in self.steps)
 
+    def cache_info(self) -> dict | None:
+        """Return the first feature step's ``cache_info()`` (the sentence embedder's vector cache), if any.
+
+        Returns
+        -------
+        dict or None
+        """
+        for _, step in self.steps:
+            if callable(getattr(step, "cache_info", None)):
+                return step.cache_info()
+        return None
+
     def new_classifier(self) -> ContinualActiveClassifier:
         """Return an untrained copy of the factory's classifier, with the config's classes declared.
 

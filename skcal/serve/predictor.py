@@ -98,7 +98,8 @@ class Predictor:
             if heavy:
                 self._heavy.release()
                 release_free_memory()
-        logger.info("skcal serve: predicted %d task(s) in %.2f s", len(results), time.monotonic() - started)
+        log = logger.info if heavy else logger.debug
+        log("skcal serve: predicted %d task(s) in %.2f s", len(results), time.monotonic() - started)
         return {"results": results, "model_version": version}
 
 

@@ -3,7 +3,9 @@
 ``skcal bench`` lives in :mod:`skcal.bench.cli` (its arguments and its run);
 ``skcal serve``, the Label Studio ML backend, here. A bad argument of either
 ends the command with an argparse ``error:`` line naming the flag, exit
-status 2 and no traceback.
+status 2 and no traceback; so does a missing optional package, with the
+``pip install 'skcal[...]'`` line that installs it, before any work.
+``skcal --version`` prints the version.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .bench.cli import add_bench_parser, non_empty, positive_int, run_bench
+from ._version import __version__
+from .bench.cli import DOCUMENTATION_URL, add_bench_parser, non_empty, positive_int, run_bench
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
         The ``bench`` and ``serve`` subcommands' parsers are its
         ``bench_parser`` and ``serve_parser`` attributes.
     """
-    parser = argparse.ArgumentParser(prog="skcal", description="Continual Active Learning tools.")
+    parser = argparse.ArgumentParser(
+        prog="skcal",
+        description="Continual Active Learning tools.",
+        epilog=f"Documentation: {DOCUMENTATION_URL}",
+    )
+    parser.add_argument("--version", action="version", version=f"skcal {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     parser.bench_parser = add_bench_parser(commands)
     parser.serve_parser = _add_serve_parser(commands)
@@ -59,7 +67,7 @@ def _seconds(text: str) -> float:
 
 
 def _add_serve_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``skcal serve``, the Label Studio ML backend (docs/labelstudio.md)."""
+    """Add ``skcal serve``, the Label Studio ML backend (the documentation site's labelstudio page)."""
     import os
 
     serve = commands.add_parser(
@@ -67,7 +75,7 @@ def _add_serve_parser(commands: argparse._SubParsersAction) -> argparse.Argument
         help="serve a CAL model as a Label Studio ML backend",
         description="Speak Label Studio's ML-backend protocol (/health, /setup, /predict, /webhook): predict "
         "with a score for uncertainty sampling, and run a CAL round every --train-every new annotations, "
-        "checkpointed in --state-dir. See docs/labelstudio.md.",
+        f"checkpointed in --state-dir. The guide: {DOCUMENTATION_URL}labelstudio.html",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=9090, help="port (default 9090)")

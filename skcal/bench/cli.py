@@ -10,7 +10,12 @@ tested for writing before the first model trains, so results are never lost
 to a bad ``--out``. Each finished campaign is stored under ``--out`` at
 once; the same command run again loads the finished ones and trains only
 the rest (stored campaigns of other settings are an ``--out`` error unless
-``--no-resume``). Progress bars with ETAs go to stderr unless ``--quiet``.
+``--no-resume``). Progress goes to stderr unless ``--quiet``:
+bars with ETAs on a terminal, one plain line per campaign anywhere else (a
+log file, a pipe). The packages of the ``bench`` extra (and of the extras
+the chosen datasets need) are checked first: a missing one ends the command
+before anything is loaded, with the ``pip install 'skcal[...]'`` line to
+run.
 With ``--scheduler ADDRESS`` each campaign runs as a task on that Dask
 cluster (:mod:`skcal.bench.runners`), with the accuracies of a local run.
 """
@@ -18,14 +23,13 @@ cluster (:mod:`skcal.bench.runners`), with the accuracies of a local run.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import shlex
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
 import torch
-from tqdm import tqdm
 
 from ..exceptions import BenchmarkInputError
 from ..replay import REPLAY_STRATEGIES
@@ -58,6 +62,8 @@ DEFAULT_BUDGETS = (0.1, 0.2, 0.3, 0.4, 0.5)
 QUICK_BUDGETS = (0.1, 0.2, 0.3)
 DEFAULT_DATA_ROOT = "~/.medmnist"
 DEFAULT_MEDMNIST_FLAG = "dermamnist"
+#: The documentation site; help texts link to its pages.
+DOCUMENTATION_URL = "https://skcal.github.io/skcal/"
 
 
 def _fraction_of(label: str) -> Callable[[str], float]:
@@ -191,7 +197,8 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
         help="run the paper's AL-vs-CAL benchmark on real data",
         description="Run every method on the same simulated AL campaign; print the paper's table "
         "(accuracy and speedup over standard AL per labelled fraction) and write CSV, JSON and plots. "
-        "The protocol is described in docs/protocol.md.",
+        f"The protocol: {DOCUMENTATION_URL}protocol.html; every option, dataset and output: "
+        f"{DOCUMENTATION_URL}guide.html#skcal-bench",
     )
     bench.add_argument(
         "--dataset",
@@ -271,8 +278,53 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
         help="one seed, budgets 0.1-0.3, smaller datasets (wordnet: 5 noun categories on TF-IDF; fashion-mnist: "
         "a 10,000-image pool; sentiment: 4,000 sentences)",
     )
-    bench.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true", help="no progress bars")
+    bench.add_argument(
+        "--quiet",
+        "--no-progress",
+        dest="quiet",
+        action="store_true",
+        help="no progress (by default: bars on a terminal, one line per campaign in a log)",
+    )
     return bench
+
+
+def missing_extras(args: argparse.Namespace) -> dict[str, list[str]]:
+    """Return the packages ``skcal bench`` needs for ``args`` that are not installed, by the extra that has them.
+
+    Every run needs the ``bench`` extra's matplotlib, pandas and tqdm (plots,
+    tables, progress); ``pbmc68k`` and ``.h5ad`` data scanpy and anndata (also
+    ``bench``); ``medmnist`` the ``medmnist`` extra; sentence embeddings
+    (``sentiment``, full-size ``wordnet``) and ``--model minilm`` the ``text``
+    extra's transformers; ``--scheduler`` the ``dask`` extra.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by :func:`add_bench_parser`'s parser.
+
+    Returns
+    -------
+    dict
+        Extra name to the missing top-level modules it installs; empty when
+        nothing is missing.
+    """
+    names = args.dataset
+    needed = {"bench": ["matplotlib", "pandas", "tqdm"]}
+    if "pbmc68k" in names:
+        needed["bench"] += ["scanpy", "anndata"]
+    if any(name.lower().endswith(".h5ad") for name in names) and "anndata" not in needed["bench"]:
+        needed["bench"].append("anndata")
+    if "medmnist" in names:
+        needed["medmnist"] = ["medmnist"]
+    if args.model == "minilm" or "sentiment" in names or ("wordnet" in names and not args.quick):
+        needed["text"] = ["transformers"]
+    if args.scheduler is not None:
+        needed["dask"] = ["distributed"]
+    missing = {
+        extra: [module for module in modules if importlib.util.find_spec(module) is None]
+        for extra, modules in needed.items()
+    }
+    return {extra: modules for extra, modules in missing.items() if modules}
 
 
 def _argument_error(parser: argparse.ArgumentParser, error: Exception) -> NoReturn:
@@ -325,6 +377,13 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: S
     int
         0 on success.
     """
+    missing = missing_extras(args)
+    if missing:
+        modules = [module for extra in missing.values() for module in extra]
+        parser.error(
+            f"skcal bench needs {', '.join(modules)}, not installed here; install "
+            f"{'it' if len(modules) == 1 else 'them'} with: pip install 'skcal[{','.join(missing)}]'"
+        )
     methods = args.methods
     budgets = args.budgets if args.budgets is not None else list(QUICK_BUDGETS if args.quick else DEFAULT_BUDGETS)
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
@@ -411,10 +470,9 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: S
             progress.log(
                 f"{data.name}: {len(result.campaigns_run)} campaign(s) run, {len(result.campaigns_loaded)} loaded"
             )
-            # tqdm.write keeps the bars on stderr intact while the table goes to stdout
             header = f"{data.description}: pool {plan.n_pool}, test set {plan.n_test}, {seeds} seed(s)"
-            tqdm.write(f"\n{header}\n{format_table(summarize(result))}", file=sys.stdout)
-            tqdm.write(f"wrote {', '.join(str(path) for path in paths.values())}", file=sys.stdout)
+            progress.write(f"\n{header}\n{format_table(summarize(result))}")  # stdout; bars on stderr stay intact
+            progress.write(f"wrote {', '.join(str(path) for path in paths.values())}")
     finally:
         progress.close()
         if client is not None:

@@ -25,9 +25,21 @@ from .estimator import ContinualActiveClassifier
 from .modal import ContinualActiveLearner
 from .query import _takes_random_state, entropy_sampling
 from .stopping import check_criteria
+from .tracking import RoundLogger, loggable_params, record_metrics
 from .utils.data import n_samples, select_rows
 from .utils.params import Interval, RealNotInt, check_parameters
 from .utils.validation import check_labels
+
+#: Numbers of a simulator's round record that its tracker's RoundLogger already logs from the estimator's round.
+_LOGGED_BY_THE_ESTIMATOR = (
+    "round",
+    "n_labelled",
+    "train_seconds",
+    "cumulative_train_seconds",
+    "samples_backpropagated",
+    "cumulative_samples_backpropagated",
+    "epochs",
+)
 
 #: A number of points: a count, or a fraction of the pool.
 _SIZE = [Interval(Integral, 1, None, closed="left"), Interval(RealNotInt, 0, 1, closed="right")]
@@ -95,6 +107,18 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         ``X`` (labelled and unlabelled points alike: the same points every
         round). The criteria objects are the ones passed (not copies): after
         ``fit`` they hold the campaign's state.
+    tracker : skcal.tracking.RoundLogger or None, default=None
+        Logs the campaign to MLflow or TensorBoard. Each ``fit`` clones it
+        and adds the clone to the estimator's callbacks (as
+        ``"simulator_tracker"``), so that every fit, each of a
+        cross-validation's included, logs to its own run: the estimator's
+        parameters and the simulator's (``simulator__<name>``) once, and per
+        round (step = round) the estimator's round metrics and the
+        simulator's ``labelled_fraction``, ``query_seconds`` and, with
+        ``eval_set``, ``accuracy`` and ``balanced_accuracy``, all as
+        ``round/<name>``, with the round's record as
+        ``round-XXX/simulation.json``. The run ends with ``fit``
+        (``FAILED`` if ``fit`` raised). See ``docs/tracking.md``.
 
     Attributes
     ----------
@@ -117,6 +141,9 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         ran to its budget (or had no criteria).
     stopped_by_ : list
         The criteria that said stop at ``stopped_at_`` (empty if none).
+    tracker_ : RoundLogger or None
+        The clone of ``tracker`` that logged the last ``fit``
+        (``tracker_.run_id_`` is its MLflow run).
     labelled_indices_ : ndarray
         Rows of ``X`` in the order they were labelled.
     classes_ : ndarray
@@ -134,6 +161,7 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         "track_forgetting": ["boolean"],
         "verbose": ["verbose"],
         "stop_when": "no_validation",  # criteria are duck-typed: skcal.stopping.check_criteria checks them
+        "tracker": [RoundLogger, None],
     }
 
     def __init__(
@@ -148,6 +176,7 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         track_forgetting: bool = False,
         verbose: int = 0,
         stop_when: Any = None,
+        tracker: RoundLogger | None = None,
     ):
         self.estimator = estimator
         self.query_strategy = query_strategy
@@ -159,6 +188,7 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         self.track_forgetting = track_forgetting
         self.verbose = verbose
         self.stop_when = stop_when
+        self.tracker = tracker
 
     def _plan(self, n_total: int) -> tuple[int, int, int]:
         """Check the parameters, alone and against each other and the pool's size; count the labels.
@@ -219,16 +249,22 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         InvalidParameterError
             Before anything is trained or reset: a parameter out of range (a
             ``ValueError`` and ``TypeError`` naming it), or a criterion's.
+        ValueError, TypeError
+            Also before anything is trained or reset: a bad ``tracker``
+            (:meth:`RoundLogger.initialize <skcal.tracking.RoundLogger.initialize>`).
         """
         n_total = n_samples(X)
         initial, per_round, budget = self._plan(n_total)
         labels = check_labels(y, n_total)
         criteria = check_criteria(self.stop_when)  # checks their parameters before any is reset
+        tracker = self._clone_tracker()
         for criterion in criteria:
             criterion.reset()
         rng = check_random_state(self.random_state)
 
         estimator = clone(self.estimator)
+        if tracker is not None:
+            estimator.set_params(callbacks=[*(estimator.callbacks or []), ("simulator_tracker", tracker)])
         if estimator.classes is None:
             estimator.set_params(classes=np.unique(labels))  # a random seed set may miss a class
         if estimator.random_state is None and self.random_state is not None:
@@ -243,9 +279,39 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         self.classes_ = np.unique(labels)
         self.records_ = []
         self.stopped_at_, self.stopped_by_ = None, []
+        self.tracker_ = tracker
+        try:
+            self._run_campaign(X, labels, labelled, budget, per_round, criteria, query_kwargs, eval_set)
+        except BaseException:
+            if self.tracker_ is not None:
+                self.tracker_.end_campaign("FAILED")
+            raise
+        if self.tracker_ is not None:
+            self.tracker_.end_campaign()
+        return self
+
+    def _run_campaign(
+        self,
+        X: Any,
+        labels: np.ndarray,
+        labelled: np.ndarray,
+        budget: int,
+        per_round: int,
+        criteria: list,
+        query_kwargs: dict,
+        eval_set: tuple | None,
+    ) -> None:
+        """Train the seed set, then query and teach until the budget or a stopping criterion; set the results."""
+        n_total = n_samples(X)
         self.learner_.fit(select_rows(X, labelled), labels[labelled])
+        if self.tracker_ is not None:
+            simulator_params = self.get_params(deep=False)
+            for name in ("estimator", "tracker"):
+                simulator_params.pop(name)
+            self.tracker_.log_params(loggable_params(simulator_params, prefix="simulator__"))
         self._record(labelled, n_total, 0.0, eval_set)
         stopped = self._check_stop(criteria, X)
+        self._track_round()
 
         unlabelled = np.setdiff1d(np.arange(n_total), labelled)
         while len(labelled) < budget and not stopped:
@@ -261,8 +327,27 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
             unlabelled = np.setdiff1d(unlabelled, chosen, assume_unique=True)
             self._record(labelled, n_total, query_seconds, eval_set)
             stopped = self._check_stop(criteria, X)
+            self._track_round()
         self.labelled_indices_ = labelled
-        return self
+
+    def _clone_tracker(self) -> RoundLogger | None:
+        """Return a checked clone of ``tracker`` for one fit (None without a tracker)."""
+        if self.tracker is None:
+            return None
+        if self.tracker.writer is not None:
+            raise ValueError(
+                "tracker=RoundLogger(writer=...) would log every fit to the same TensorBoard writer (the simulator "
+                "clones its tracker for each fit): give it log_dir= instead, for a folder per fit."
+            )
+        return clone(self.tracker).initialize()
+
+    def _track_round(self) -> None:
+        """Log the simulator's own numbers of the last round, and its record, to the fit's tracker."""
+        if self.tracker_ is None:
+            return
+        record = self.records_[-1]
+        self.tracker_.log_metrics(record_metrics(record, exclude=_LOGGED_BY_THE_ESTIMATOR), step=record["round"])
+        self.tracker_.log_round_files(record["round"], {"simulation.json": record})
 
     def _check_stop(self, criteria: list, X: Any) -> bool:
         """Update every criterion with the round just recorded; flag the record; say whether to stop."""

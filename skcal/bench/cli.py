@@ -50,7 +50,7 @@ from .loading import load_benchmark_data
 from .plan import plan_benchmark
 from .progress import BenchmarkProgress
 from .report import format_table, summarize, write_results
-from .run import run_benchmark
+from .run import check_mlflow, run_benchmark
 from .runners import campaign_threads, check_scheduler
 from .store import CampaignStore, campaign_config
 
@@ -285,6 +285,13 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
         action="store_true",
         help="no progress (by default: bars on a terminal, one line per campaign in a log)",
     )
+    bench.add_argument(
+        "--mlflow",
+        metavar="URI",
+        type=non_empty,
+        help="log each campaign trained as an MLflow run (experiment 'skcal bench') at this tracking URI: a folder "
+        "such as ./mlruns, sqlite:///mlflow.db or http://host:5000; needs skcal[tracking]",
+    )
     return bench
 
 
@@ -395,6 +402,8 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: S
         for name in args.dataset:
             check_model(name, args.model)
         prepare_output(args.out, keep=False)  # fail on a bad --out now, not after the training
+        if args.mlflow is not None:
+            check_mlflow(args.mlflow)
         client = check_scheduler(args.scheduler) if args.scheduler is not None else None  # before loading data
         data_sets = [
             load_benchmark_data(
@@ -465,6 +474,7 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: S
                 strategy=args.strategy,
                 scheduler=client,
                 threads=threads,
+                mlflow=args.mlflow,
             )
             paths = write_results(result, folder, command=command)
             progress.log(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..exceptions import BenchmarkInputError
 from .arguments import POSITIVE_INTEGER, QUERY_STRATEGIES, check_device, check_input, check_strategy
 from .campaign import Campaign, campaign_data
 from .data import BenchmarkData
@@ -66,6 +67,60 @@ class BenchmarkResult:
     campaigns_loaded: list = field(default_factory=list)
 
 
+#: The MLflow experiment of ``skcal bench --mlflow``'s runs.
+MLFLOW_EXPERIMENT = "skcal bench"
+
+
+def check_mlflow(tracking_uri: str) -> None:
+    """Check that MLflow is installed and answers at ``tracking_uri`` (:func:`skcal.tracking.check_tracking_uri`).
+
+    Raises
+    ------
+    BenchmarkInputError
+        ``parameter="mlflow"``, with the reason.
+    """
+    from ..tracking import check_tracking_uri
+
+    try:
+        check_tracking_uri(tracking_uri)
+    except ValueError as error:
+        raise BenchmarkInputError("mlflow", str(error)) from error
+
+
+def log_bench_campaign(campaign: dict, config: dict, tracking_uri: str) -> str:
+    """Log one finished campaign as an MLflow run: its configuration once, its rounds' numbers per round.
+
+    Parameters
+    ----------
+    campaign : dict
+        :func:`~skcal.bench.campaign.run_campaign`'s result.
+    config : dict
+        The run's :func:`~skcal.bench.store.campaign_config`.
+    tracking_uri : str
+
+    Returns
+    -------
+    str
+        The run's id, in the experiment :data:`MLFLOW_EXPERIMENT`, named
+        ``<dataset> <method> seed <seed>`` and tagged with them. Each round's
+        numbers (accuracy, labelled count, samples backpropagated, training
+        and query seconds and their cumulative sums) are ``round/<name>`` at
+        step = round (:func:`skcal.tracking.log_campaign`).
+    """
+    from ..tracking import log_campaign
+
+    names = {key: campaign[key] for key in ("dataset", "method", "seed")}
+    params = {**config, **names, "host": campaign.get("host"), "torch_threads": campaign.get("torch_threads")}
+    return log_campaign(
+        campaign["records"],
+        params,
+        tracking_uri=tracking_uri,
+        experiment_name=MLFLOW_EXPERIMENT,
+        run_name=f"{names['dataset']} {names['method']} seed {names['seed']}",
+        tags=names,
+    )
+
+
 def run_benchmark(
     data: BenchmarkData,
     methods: Sequence[str],
@@ -82,6 +137,7 @@ def run_benchmark(
     strategy: str = "entropy",
     scheduler: Any = None,
     threads: int | None = None,
+    mlflow: str | None = None,
 ) -> BenchmarkResult:
     """Run the AL campaign for every seed and method, storing each as it finishes, reusing stored ones.
 
@@ -125,6 +181,10 @@ def run_benchmark(
         Torch CPU threads per campaign; by default this process's, or 1 on
         a cluster (:func:`~skcal.bench.runners.campaign_threads`). Here, it is
         set for the whole process.
+    mlflow : str, optional
+        An MLflow tracking URI: each campaign trained (not those loaded) is
+        logged there as it finishes, as a run of the experiment
+        ``skcal bench`` (:func:`log_bench_campaign`). Needs ``skcal[tracking]``.
 
     Returns
     -------
@@ -136,8 +196,9 @@ def run_benchmark(
     BenchmarkInputError
         Before any training: bad methods, budgets, sizes, data
         (:func:`plan_benchmark`), device (:func:`check_device`), ``seeds``,
-        ``threads``, scheduler (:func:`~skcal.bench.runners.check_scheduler`), or stored
-        campaigns of another configuration (``parameter="out"``).
+        ``threads``, scheduler (:func:`~skcal.bench.runners.check_scheduler`),
+        ``mlflow`` (:func:`check_mlflow`), or stored campaigns of another
+        configuration (``parameter="out"``).
     skcal.exceptions.CampaignFailedError
         On a cluster, after the other campaigns finished and were stored,
         if some campaigns raised an exception or were lost too often.
@@ -146,6 +207,8 @@ def run_benchmark(
     check_input("seeds", seeds, [POSITIVE_INTEGER])
     check_input("threads", threads, [POSITIVE_INTEGER, None])
     check_device(device)
+    if mlflow is not None:
+        check_mlflow(mlflow)
     data = check_strategy(data, strategy)
     plan = plan_benchmark(data, methods, budgets, initial, query, test_size, pool_size)
     threads = campaign_threads(threads, on_cluster=scheduler is not None)
@@ -180,6 +243,8 @@ def run_benchmark(
                 for campaign in trained:
                     if store is not None:
                         store.save(campaign)
+                    if mlflow is not None:
+                        log_bench_campaign(campaign, config, mlflow)
                     finished[(campaign["method"], campaign["seed"])] = campaign
     for seed in range(seeds):
         for method in methods:

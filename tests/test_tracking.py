@@ -3,6 +3,7 @@
 import functools
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -369,6 +370,17 @@ def test_bench_rejects_an_unusable_mlflow_uri_before_training(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "argument --mlflow: cannot log to the MLflow tracking URI 'bogus://nowhere'" in err
     assert not out.exists()
+
+
+def test_without_mlflow_the_tracking_extra_is_named(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # not installed, as far as imports go
+    with pytest.raises(ImportError, match=re.escape("pip install 'skcal[tracking]'")):
+        RoundLogger("mlflow").initialize()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--quick", "--mlflow", str(tmp_path / "mlruns"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "skcal bench needs mlflow" in err and "pip install 'skcal[tracking]'" in err
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(

@@ -302,7 +302,8 @@ def missing_extras(args: argparse.Namespace) -> dict[str, list[str]]:
     tables, progress); ``pbmc68k`` and ``.h5ad`` data scanpy and anndata (also
     ``bench``); ``medmnist`` the ``medmnist`` extra; sentence embeddings
     (``sentiment``, full-size ``wordnet``) and ``--model minilm`` the ``text``
-    extra's transformers; ``--scheduler`` the ``dask`` extra.
+    extra's transformers; ``--scheduler`` the ``dask`` extra; ``--mlflow`` the
+    ``tracking`` extra's mlflow.
 
     Parameters
     ----------
@@ -327,6 +328,8 @@ def missing_extras(args: argparse.Namespace) -> dict[str, list[str]]:
         needed["text"] = ["transformers"]
     if args.scheduler is not None:
         needed["dask"] = ["distributed"]
+    if args.mlflow is not None:
+        needed["tracking"] = ["mlflow"]
     missing = {
         extra: [module for module in modules if importlib.util.find_spec(module) is None]
         for extra, modules in needed.items()

@@ -125,13 +125,16 @@ def synthetic_data(name: str, pool: int, n_classes: int, noise: float, separatio
 
 def problems(phase: str, only: list[str] | None = None) -> dict[str, tuple[BenchmarkData, list[float]]]:
     """Return the problems of a phase (or those named in ``only``): name -> (data, budgets)."""
+    synthetic = {spec[0]: spec[1:5] for spec in SYNTHETIC if spec[5] == phase}
+    bundled = DESIGN_BUNDLED if phase == "design" else HELDOUT_BUNDLED
     found = {}
-    for name, pool, classes, noise, separation, where in SYNTHETIC:
-        if where == phase and (only is None or name in only):
-            found[name] = (synthetic_data(name, pool, classes, noise, separation), SYNTHETIC_BUDGETS)
-    for name in DESIGN_BUNDLED if phase == "design" else HELDOUT_BUNDLED:
-        if only is None or name in only:
+    for name in only or [*synthetic, *bundled]:  # in the order asked for
+        if name in synthetic:
+            found[name] = (synthetic_data(name, *synthetic[name]), SYNTHETIC_BUDGETS)
+        elif name in bundled:
             found[name] = (load_benchmark_data(name), BUNDLED_BUDGETS)
+        else:
+            raise SystemExit(f"{name} is not a {phase} problem: {[*synthetic, *bundled]}")
     return found
 
 

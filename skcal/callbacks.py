@@ -22,15 +22,36 @@ from .utils.params import Interval, check_parameters
 
 
 class QuietPrintLog(PrintLog):
-    """skorch's ``PrintLog``, skipping the table it would format and discard when ``verbose=0``.
+    """Skorch's ``PrintLog``, skipping the table it would format and discard when ``verbose=0``.
 
     Formatting the epoch table costs about a millisecond per epoch, which is
     a few percent of a small model's round; with a custom ``sink`` (which
     skorch calls whatever ``verbose`` says) it behaves exactly as ``PrintLog``.
+
+    Parameters
+    ----------
+    keys_ignored : str, list of str or None, default=None
+        Keys of skorch's history left out of the table.
+    sink : callable, default=print
+        Where each row goes; with ``print``, nothing is formatted when ``verbose=0``.
+    tablefmt : str, default="simple"
+        The ``tabulate`` table format.
+    floatfmt : str, default=".4f"
+        The number format.
+    stralign : str or None, default="right"
+        The alignment of columns of strings.
     """
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
-        """Print the epoch's row, unless nobody would see it."""
+        """Print the epoch's row, unless nobody would see it.
+
+        Parameters
+        ----------
+        net : ContinualActiveClassifier
+            The estimator.
+        **kwargs : dict
+            Skorch's other event arguments.
+        """
         if self.sink is print and not net.verbose:
             return
         super().on_epoch_end(net, **kwargs)
@@ -51,12 +72,26 @@ class TrainAccuracyStop(Callback):
     _parameter_constraints: ClassVar[dict] = {}
 
     def initialize(self) -> TrainAccuracyStop:
-        """Check the parameters (skorch calls this when the estimator initialises its callbacks)."""
+        """Check the parameters (skorch calls this when the estimator initialises its callbacks).
+
+        Returns
+        -------
+        TrainAccuracyStop
+            The callback itself.
+        """
         check_parameters(self, prefix="callbacks__accuracy_stop__", named=True)
         return super().initialize()
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
-        """Stop if the epoch's training accuracy reached the threshold."""
+        """Stop if the epoch's training accuracy reached the threshold.
+
+        Parameters
+        ----------
+        net : ContinualActiveClassifier
+            The estimator.
+        **kwargs : dict
+            Skorch's other event arguments.
+        """
         round_ = getattr(net, "round_", None)
         if round_ is None or round_.stop_accuracy is None or round_.epochs == 0:
             return
@@ -144,6 +179,11 @@ class AutoRoundStop(Callback):
     def initialize(self) -> AutoRoundStop:
         """Check the parameters (skorch calls this when the estimator initialises its callbacks).
 
+        Returns
+        -------
+        AutoRoundStop
+            The callback itself.
+
         Raises
         ------
         InvalidParameterError
@@ -158,6 +198,13 @@ class AutoRoundStop(Callback):
         A parameter set on a fitted estimator (``set_params(callbacks__auto_stop__...)``)
         reaches this callback without a new :meth:`initialize`; a bad one
         fails the round here, before its first epoch, and the round rolls back.
+
+        Parameters
+        ----------
+        net : ContinualActiveClassifier
+            The estimator.
+        **kwargs : dict
+            Skorch's other event arguments.
         """
         self.initialize()
         self.start_accuracy_ = math.nan
@@ -168,7 +215,15 @@ class AutoRoundStop(Callback):
         self.start_accuracy_ = round_.start_accuracy = self._history_accuracy(net, round_)
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
-        """Stop if the new points are learned without forgetting, or the loss stalled."""
+        """Stop if the new points are learned without forgetting, or the loss stalled.
+
+        Parameters
+        ----------
+        net : ContinualActiveClassifier
+            The estimator.
+        **kwargs : dict
+            Skorch's other event arguments.
+        """
         round_ = getattr(net, "round_", None)
         if round_ is None or not round_.auto_epochs or round_.epochs == 0:
             return
@@ -199,10 +254,12 @@ class AutoRoundStop(Callback):
         Parameters
         ----------
         net : ContinualActiveClassifier
+            The estimator, in a round.
 
         Returns
         -------
         float
+            ``new_accuracy`` (else ``train_accuracy_stop``, else 0.99), at most the start accuracy.
         """
         target = self.new_accuracy
         if target is None:
@@ -235,7 +292,7 @@ class HeldOutRoundStop(Callback):
 
     The rule of ``round_epochs="auto"``. Such a round holds a stratified
     share of its training points out of training, its *stop set* (the
-    estimator's ``stop_split``: 20% of each class's new points by default,
+    estimator's ``stop_split``: 10% of each class's new points by default,
     drawn afresh every round; they join the labelled history with the
     others and train from the next round on). After every epoch the model
     scores the stop set in eval mode. The epoch *improves* if its held-out
@@ -287,6 +344,11 @@ class HeldOutRoundStop(Callback):
     def initialize(self) -> HeldOutRoundStop:
         """Check the parameters (skorch calls this when the estimator initialises its callbacks).
 
+        Returns
+        -------
+        HeldOutRoundStop
+            The callback itself.
+
         Raises
         ------
         InvalidParameterError
@@ -296,13 +358,29 @@ class HeldOutRoundStop(Callback):
         return super().initialize()
 
     def on_train_begin(self, net: Any, **kwargs: Any) -> None:
-        """Check the parameters again (``set_params`` on a fitted estimator skips ``initialize``); forget the best."""
+        """Check the parameters again (``set_params`` on a fitted estimator skips ``initialize``); forget the best.
+
+        Parameters
+        ----------
+        net : ContinualActiveClassifier
+            The estimator.
+        **kwargs : dict
+            Skorch's other event arguments.
+        """
         self.initialize()
         self.best_accuracy_, self.lowest_loss_ = -math.inf, math.inf
         self.best_epoch_, self.best_weights_, self.stalled_epochs_ = None, None, 0
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
-        """Score the stop set; stop once it has not improved for ``patience`` epochs."""
+        """Score the stop set; stop once it has not improved for ``patience`` epochs.
+
+        Parameters
+        ----------
+        net : ContinualActiveClassifier
+            The estimator.
+        **kwargs : dict
+            Skorch's other event arguments.
+        """
         round_ = getattr(net, "round_", None)
         if round_ is None or not round_.auto_epochs or round_.epochs == 0:
             return
@@ -327,7 +405,15 @@ class HeldOutRoundStop(Callback):
             raise KeyboardInterrupt
 
     def on_train_end(self, net: Any, **kwargs: Any) -> None:
-        """With ``restore_best``, put back the weights of the round's most accurate epoch."""
+        """With ``restore_best``, put back the weights of the round's most accurate epoch.
+
+        Parameters
+        ----------
+        net : ContinualActiveClassifier
+            The estimator.
+        **kwargs : dict
+            Skorch's other event arguments.
+        """
         round_ = getattr(net, "round_", None)
         if round_ is not None and round_.auto_epochs and self.best_weights_ is not None:
             if self.best_epoch_ != round_.epochs:

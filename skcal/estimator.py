@@ -112,10 +112,12 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         weights an instance carries (a pretrained network), set
         ``warm_start=True``, or call ``initialize()``, load the weights and
         start with ``partial_fit``.
+    *args
+        Passed on to :class:`skorch.NeuralNetClassifier` (prefer keywords).
     criterion : torch criterion class, default=torch.nn.CrossEntropyLoss
         The supervised loss ``ℓ`` on logits; ``criterion__*`` sets its arguments.
     train_split : callable or None, default=None
-        skorch's internal validation split; off by default because AL label
+        Skorch's internal validation split; off by default because AL label
         sets are small.
     replay : str, type or ReplayStrategy, default="er"
         How rounds after the first train: ``"retrain"`` (standard AL),
@@ -125,12 +127,17 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
     replay_size : int or None, default=None
         ``m'``, the number of history points replayed with each minibatch of
         new points; None means the training batch size ``m``.
-    round_epochs : int or "auto", default=10
+    round_epochs : int or "auto", default="auto"
         Epochs of a replay round; an epoch is one pass over the *new* points.
-        ``"auto"`` ends each replay round when its new points are learned
-        without forgetting the history, or when its loss stalls, at most
-        ``max_epochs`` epochs: the rule is the callback
-        :class:`~skcal.callbacks.AutoRoundStop` (``callbacks__auto_stop__*``).
+        ``"auto"`` decides each round's length on held-out evidence: a
+        stratified stop set of ``stop_split`` of the round's new points is
+        held out of its training and scored after every epoch, and the round
+        ends once neither its accuracy nor its loss has improved for a few
+        epochs, at most ``max_epochs``: the rule is the callback
+        :class:`~skcal.callbacks.HeldOutRoundStop` (``callbacks__auto_stop__*``).
+        The default, with ``replay="er"``, ``stop_split=0.1`` and no
+        ``plasticity``, is what the defaults study chose
+        (``docs/results/defaults``).
     train_accuracy_stop : float or None, default=None
         Stop a round that trains on the whole labelled set (the seed round,
         ``retrain`` and ``warmstart``) once an epoch's training accuracy
@@ -149,24 +156,36 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         Seeds weight initialisation, batch order, replay draws and every
         other random choice of training, without touching torch's global
         random state. None uses fresh entropy and torch's global generator.
-    history_device : str, torch.device or None, default=None
-        Where the labelled history (features, labels, stored logits) lives;
-        None means the training device. ``"cpu"`` keeps it in host memory
-        (pinned when training on CUDA) while training on a GPU, moving one
-        replay batch per step: for histories larger than GPU memory.
     grow_output : bool, default=False
         When ``partial_fit`` meets a label outside ``classes_``, add an output
         unit for it instead of raising. The module's last ``torch.nn.Linear``
         must emit one logit per class; its old weights are kept, new labels
         are appended to ``classes_`` (which is then no longer sorted), and
         stored logits get a low score for the new class.
-    classes : array-like or None, default=None
-        The full label set, if known up front (skorch's parameter). Labels may
-        be strings or integers.
+    history_device : str, torch.device or None, default=None
+        Where the labelled history (features, labels, stored logits) lives;
+        None means the training device. ``"cpu"`` keeps it in host memory
+        (pinned when training on CUDA) while training on a GPU, moving one
+        replay batch per step: for histories larger than GPU memory.
+    plasticity : None, str, type or Plasticity, default=None
+        A remedy applied to the weights at the start of every round that
+        keeps them (every round but the seed round and ``retrain``), so the
+        network keeps generalising like a fresh one: ``"shrink_perturb"`` or
+        ``"reset_output"`` (:data:`skcal.plasticity.PLASTICITY`), a
+        :class:`~skcal.plasticity.Plasticity` subclass or instance, or None
+        for none. Its hyperparameters are ``plasticity__<name>``.
+    stop_split : float or None, default=0.1
+        In rounds whose length is decided on held-out evidence
+        (``round_epochs="auto"``), the share of each class's new points held
+        out of the round's training as its stop set
+        (:class:`~skcal.callbacks.HeldOutRoundStop`); they train from the
+        next round on. None holds nothing out.
     **kwargs
         Any other :class:`skorch.NeuralNetClassifier` parameter (``lr``,
         ``max_epochs``, ``batch_size``, ``optimizer``, ``device``, ...).
-        ``iterator_train__shuffle`` defaults to True.
+        ``iterator_train__shuffle`` defaults to True. Notably ``classes``
+        (array-like or None, default=None): the full label set, if known up
+        front; labels may be strings or integers.
 
     Attributes
     ----------
@@ -254,7 +273,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         train_split: Any = None,
         replay: Any = "er",
         replay_size: int | None = None,
-        round_epochs: int = 10,
+        round_epochs: int | str = "auto",
         train_accuracy_stop: float | None = None,
         scale_lr: bool = False,
         reset_optimizer: bool = True,
@@ -262,7 +281,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         grow_output: bool = False,
         history_device: Any = None,
         plasticity: Any = None,
-        stop_split: float | None = 0.2,
+        stop_split: float | None = 0.1,
         **kwargs: Any,
     ):
         kwargs.setdefault("iterator_train__shuffle", True)
@@ -323,6 +342,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         Returns
         -------
         self
+            The estimator itself.
         """
         own = {key: params.pop(key) for key in list(params) if key.split("__")[0] in _OWN_PARAMS}
         super().set_params(**params)
@@ -349,6 +369,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         Returns
         -------
         self
+            The estimator itself, ``module_`` set.
         """
         module = self.initialized_instance(self.module, self._module_kwargs())
         if module is self.module and not self.warm_start:
@@ -409,6 +430,18 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
 
         A ``Dataset`` passed as ``X``, or a custom ``dataset=`` parameter, is
         used as skorch would.
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor, scipy.sparse matrix, dict of arrays or Dataset
+            The features.
+        y : array-like or None, default=None
+            The encoded labels.
+
+        Returns
+        -------
+        torch.utils.data.Dataset
+            The dataset the iterators draw batches from.
         """
         if is_dataset(X) or self.dataset is not Dataset:
             return super().get_dataset(X, y)
@@ -423,6 +456,22 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         stopping rule (:class:`~skcal.callbacks.HeldOutRoundStop`) to score;
         skorch gets no validation set, so it runs no validation pass.
         Otherwise skorch's ``train_split`` applies (None by default: no split).
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
+            The round's training features.
+        y : array-like or None, default=None
+            Their encoded labels.
+        **fit_params : dict
+            Passed to ``train_split``.
+
+        Returns
+        -------
+        dataset_train : torch.utils.data.Dataset
+            What the round trains on.
+        dataset_valid : torch.utils.data.Dataset or None
+            Skorch's validation set; None in a round that holds out a stop set.
         """
         round_ = self.round_
         if round_ is None or round_.stop_split is None:
@@ -435,14 +484,42 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         return Subset(dataset, train), None
 
     def evaluation_step(self, batch: Any, training: bool = False) -> Any:
-        """Skorch's evaluation step; during a round its samples count as forwarded (the stop set's scoring)."""
+        """Run skorch's evaluation step; during a round its samples count as forwarded (the stop set's scoring).
+
+        Parameters
+        ----------
+        batch : tuple
+            ``(X, y)`` from an iterator.
+        training : bool, default=False
+            Whether the module is put in training mode.
+
+        Returns
+        -------
+        torch.Tensor
+            The module's outputs on the batch.
+        """
         y_pred = super().evaluation_step(batch, training=training)
         if self.round_ is not None:
             self.round_.count(forwarded=len(y_pred))
         return y_pred
 
     def get_iterator(self, dataset: Any, training: bool = False) -> Any:
-        """Build skorch's iterator, with one-gather batches and the round's seeded shuffle."""
+        """Build skorch's iterator, with one-gather batches and the round's seeded shuffle.
+
+        Parameters
+        ----------
+        dataset : torch.utils.data.Dataset
+            The data to iterate over.
+        training : bool, default=False
+            Whether this is the training iterator (``iterator_train__*``
+            parameters, shuffled under the round's generator) or not
+            (``iterator_valid__*``).
+
+        Returns
+        -------
+        iterable
+            Batches of ``(X, y)``.
+        """
         prefix = "iterator_train" if training else "iterator_valid"
         iterator = getattr(self, prefix)
         kwargs = self.get_params_for(prefix)
@@ -463,7 +540,25 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         return iterator(dataset, **kwargs)
 
     def infer(self, x: Any, **fit_params: Any) -> Any:
-        """Run skorch's forward step, checking the module returns one logit per class."""
+        """Run skorch's forward step, checking the module returns one logit per class.
+
+        Parameters
+        ----------
+        x : torch.Tensor or dict of torch.Tensor
+            A batch of inputs.
+        **fit_params : dict
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        torch.Tensor
+            Logits of shape ``(n_samples, n_classes)``.
+
+        Raises
+        ------
+        ValueError
+            If the module cannot take the batch, or does not return one logit per class.
+        """
         try:
             y_pred = super().infer(x, **fit_params)
         except RuntimeError as error:
@@ -484,9 +579,21 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         return y_pred
 
     def train_step_single(self, batch: Any, **fit_params: Any) -> dict:
-        """One gradient computation, as the round's strategy defines it.
+        """Compute one step's gradients, as the round's strategy defines it.
 
         Outside a round (plain skorch use) this is skorch's own step.
+
+        Parameters
+        ----------
+        batch : tuple
+            ``(X, y)`` from the training iterator.
+        **fit_params : dict
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        dict
+            ``loss`` and ``y_pred``, as skorch expects.
         """
         if self.round_ is None:
             loss, y_pred, _ = self._supervised_loss(batch, **fit_params)
@@ -506,7 +613,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         return loss, y_pred, yi
 
     def supervised_step(self, batch: Any, **fit_params: Any) -> dict:
-        """Skorch's own training step on ``batch``, counted in the round.
+        """Run skorch's own training step on ``batch``, counted in the round.
 
         The step of rounds that train on the whole labelled set.
 
@@ -554,7 +661,8 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
 
         Returns
         -------
-        context manager
+        contextlib.AbstractContextManager
+            The context; a no-op without an accelerator.
         """
         return self.processes().autocast()
 
@@ -568,6 +676,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         Returns
         -------
         torch.nn.Module
+            The network itself.
         """
         return self.processes().unwrap(self.module_)
 
@@ -593,6 +702,18 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         other after ``on_train_begin``, ``on_epoch_begin``, ``on_epoch_end``
         and ``on_train_end``: a round one of them stops ends on all, and one
         that failed on one of them fails on all (:meth:`Round.checkpoint`).
+
+        Parameters
+        ----------
+        method_name : str
+            The event, such as ``"on_epoch_end"``.
+        **cb_kwargs : dict
+            Passed to every callback's method.
+
+        Raises
+        ------
+        RoundStopped
+            When a callback ended the round (not a failure).
         """
         round_ = self.round_
         stop = False
@@ -609,7 +730,19 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
             raise RoundStopped
 
     def on_epoch_end(self, net: Any, dataset_train: Any = None, dataset_valid: Any = None, **kwargs: Any) -> None:
-        """Record the epoch's training accuracy in skorch's history: all, new and replayed points."""
+        """Record the epoch's training accuracy in skorch's history: all, new and replayed points.
+
+        Parameters
+        ----------
+        net : ContinualActiveClassifier
+            The estimator itself (skorch's callback convention).
+        dataset_train : torch.utils.data.Dataset, optional
+            The epoch's training data.
+        dataset_valid : torch.utils.data.Dataset, optional
+            Skorch's validation data, if any.
+        **kwargs : dict
+            Skorch's other event arguments.
+        """
         super().on_epoch_end(net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs)
         round_ = self.round_
         if round_ is not None and round_.end_epoch():
@@ -634,18 +767,19 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
             self.round_.count(forwarded, backpropagated)
 
     def training_batch_size(self) -> int:
-        """``m``, the number of points in a training minibatch (``-1``, one batch, is resolved in a round).
+        """Return ``m``, the number of points in a training minibatch (``-1``, one batch, is resolved in a round).
 
         Returns
         -------
         int
+            The training batch size.
         """
         if self.round_ is not None:
             return self.round_.batch_size
         return self.get_params_for("iterator_train").get("batch_size", self.batch_size)
 
     def reinitialize_module(self) -> None:
-        """Fresh random weights (a new module, or reset parameters of an instance), criterion and optimizer."""
+        """Draw fresh random weights (a new module, or reset parameters of an instance); new criterion and optimizer."""
         previous = self.module_
         self.initialize_module()
         if self.module_ is previous:  # an instance kept with warm_start=True: standard AL still starts afresh
@@ -713,6 +847,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         Returns
         -------
         self
+            The estimator, trained on the seed set.
         """
         self.check_params()
         classes = check_classes(self.classes) if self.classes is not None else None
@@ -747,6 +882,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         Returns
         -------
         self
+            The estimator, trained for one more round.
         """
         self.check_params()
         if not self.__sklearn_is_fitted__():
@@ -774,7 +910,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities for ``X``, columns in the order of ``classes_``.
+        """Return class probabilities for ``X``, columns in the order of ``classes_``.
 
         Parameters
         ----------
@@ -784,6 +920,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
+            Skorch's probabilities: the softmax of the logits under cross-entropy.
 
         Raises
         ------
@@ -798,7 +935,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         return super().predict_proba(X)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predicted labels (from ``classes_``) for ``X``.
+        """Return predicted labels (from ``classes_``) for ``X``.
 
         Parameters
         ----------
@@ -808,6 +945,7 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         Returns
         -------
         ndarray of shape (n_samples,)
+            The most probable class of each point.
         """
         best = self.predict_proba(X).argmax(axis=1)
         return self.classes_[best]

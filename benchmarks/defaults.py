@@ -205,6 +205,7 @@ def design(args, out: Path, progress) -> None:
     method, params = grid[winner]
     (out / "winner.json").write_text(json.dumps({"setting": winner, "method": method, "params": params}, indent=2))
     write_design_report(table, ranked, out, args)
+    print(f"winner: {winner} ({method}, {params}); table in {out / 'design.md'}")
 
 
 def write_design_report(table: dict, ranked: list, out: Path, args) -> None:
@@ -257,6 +258,7 @@ def heldout(args, out: Path, progress) -> None:
             progress.log(f"heldout {problem} {name} done")
         report[problem] = results
         write_heldout_report(report, settings, out, args)
+    print(f"held-out table in {out / 'heldout.md'}")
 
 
 def write_heldout_report(report: dict, settings: dict, out: Path, args) -> None:

@@ -62,6 +62,11 @@ TOY_RUNS = {
         ],
         "auto on the frontier at",
     ),
+    "defaults.py": (
+        ["--phase", "design", "--seeds", "1", "--problems", "clean4", "--settings", "er-off-auto,er-sp0.9-10",
+         "--quiet", "--out", str(Path(tempfile.mkdtemp()) / "defaults")],
+        "winner: er-",
+    ),  # fmt: skip
     "soak.py": (["--history", "1000", "--rounds", "4", "--new", "50", "--every", "2"], "last/first median round time"),
     "stopping.py": (
         ["--datasets", "digits", "--seeds", "1", "--budget", "0.3", "--max-epochs", "2", "--round-epochs", "1"],

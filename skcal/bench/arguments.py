@@ -23,6 +23,7 @@ import torch
 from ..estimator import ContinualActiveClassifier
 from ..exceptions import BenchmarkInputError
 from ..models import ACTINN, MLP
+from ..plasticity import make_plasticity
 from ..query import bald_sampling, batchbald_sampling, entropy_sampling, margin_sampling
 from ..utils.params import Interval, StrOptions, describe, is_satisfied
 from .methods import METHODS
@@ -261,6 +262,51 @@ def apply_epochs(
     except ValueError as error:
         parameter = next((name for name in ("round_epochs", "max_epochs") if str(error).startswith(name)), "dataset")
         raise BenchmarkInputError(parameter, f"{error}") from None
+    return data
+
+
+def apply_plasticity(
+    data: BenchmarkData, plasticity: str | None = None, shrink: float | None = None, noise: float | None = None
+) -> BenchmarkData:
+    """Set the plasticity remedy of the dataset's CAL and warm-start rounds (``skcal bench --plasticity``).
+
+    Parameters
+    ----------
+    data : BenchmarkData
+        Changed in place.
+    plasticity : str, optional
+        ``"none"`` or a remedy of :data:`skcal.plasticity.PLASTICITY`; None
+        leaves the estimator's default.
+    shrink, noise : float, optional
+        ``plasticity__shrink`` and ``plasticity__noise`` of ``"shrink_perturb"``.
+
+    Returns
+    -------
+    BenchmarkData
+        ``data``.
+
+    Raises
+    ------
+    BenchmarkInputError
+        With ``parameter="plasticity"`` if the remedy or a hyperparameter is bad.
+    """
+    settings: dict[str, Any] = {}
+    if plasticity is not None:
+        settings["plasticity"] = None if plasticity == "none" else plasticity
+    for name, value in (("shrink", shrink), ("noise", noise)):
+        if value is not None:
+            settings[f"plasticity__{name}"] = value
+    if not settings:
+        return data
+    params = {**data.estimator_params, **settings}
+    try:
+        make_plasticity(
+            params.get("plasticity"),
+            {k.split("__", 1)[1]: v for k, v in params.items() if k.startswith("plasticity__")},
+        )
+    except (TypeError, ValueError) as error:
+        raise BenchmarkInputError("plasticity", str(error)) from None
+    data.estimator_params.update(settings)
     return data
 
 

@@ -32,13 +32,14 @@ from typing import NoReturn
 import torch
 
 from ..exceptions import BenchmarkInputError
-from ..replay import REPLAY_STRATEGIES
+from ..plasticity import PLASTICITY
 from ..utils.params import describe, is_satisfied
 from .arguments import (
     FRACTION,
     POSITIVE_INTEGER,
     QUERY_STRATEGIES,
     apply_epochs,
+    apply_plasticity,
     check_arguments,
     check_device,
     check_strategy,
@@ -47,6 +48,7 @@ from .arguments import (
 )
 from .data import MODELS, check_model
 from .loading import load_benchmark_data
+from .methods import METHODS
 from .plan import plan_benchmark
 from .progress import BenchmarkProgress
 from .report import format_table, summarize, write_results
@@ -226,7 +228,7 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
         "--methods",
         type=_names,
         default=DEFAULT_METHODS.split(","),
-        help=f"comma-separated, from {','.join(REPLAY_STRATEGIES)}; must include retrain (default: all)",
+        help=f"comma-separated, from {','.join(METHODS)}; must include retrain (default: all but warmstart-sp)",
     )
     bench.add_argument("--budgets", type=_fractions, help="labelled fractions to report (default 0.1,...,0.5)")
     bench.add_argument("--seeds", type=positive_int, help="repeats with different splits and seed sets (default 3)")
@@ -263,6 +265,13 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
         "--round-epochs", type=_round_epochs, help="epochs of a CAL round, or auto (default: the dataset's)"
     )
     bench.add_argument("--max-epochs", type=positive_int, help="epoch cap of seed/AL rounds (default: the dataset's)")
+    bench.add_argument(
+        "--plasticity",
+        choices=("none", *PLASTICITY),
+        help="remedy at the start of every CAL and warm-start round (default: the estimator's, none)",
+    )
+    bench.add_argument("--shrink", type=float, help="shrink_perturb's shrink, in (0, 1] (default 0.6)")
+    bench.add_argument("--noise", type=float, help="shrink_perturb's noise, in [0, 1] (default 0.01)")
     bench.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N, mps or xpu")
     bench.add_argument("--threads", type=positive_int, help="torch CPU threads (per campaign; on a cluster, default 1)")
     bench.add_argument(
@@ -424,6 +433,7 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: S
         plans = []
         for data in data_sets:
             apply_epochs(data, args.round_epochs, args.max_epochs)
+            apply_plasticity(data, args.plasticity, args.shrink, args.noise)
             check_strategy(data, args.strategy)
             plan = plan_benchmark(data, methods, budgets, args.initial, args.query, args.test_size, args.pool_size)
             plans.append(plan)

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..replay import display_name
-from .methods import METHODS
+from .methods import METHODS, method_label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -142,7 +141,7 @@ def _name_coinciding_lines(axis: Any, series: dict[str, tuple[list, list]]) -> l
         if len(methods) < 2:
             continue
         x, y = series[methods[0]]
-        note = " = ".join(display_name(method) for method in methods)
+        note = " = ".join(method_label(method) for method in methods)
         axis.annotate(
             note,
             (x[-1], y[-1]),
@@ -192,7 +191,7 @@ def speedup_vs_accuracy_figure(summary: list, dataset: str = "") -> Figure:
                 yerr=100 * row["accuracy_ci95"] if row.get("accuracy_ci95") else None,  # no bar for one seed
                 linestyle="none",
                 capsize=3,
-                label=display_name(row["method"]),
+                label=method_label(row["method"]),
                 **style,
             )
         axis.set_title(f"{budget:.0%} labelled", fontsize=10)
@@ -236,7 +235,7 @@ def speedup_vs_budget_figure(summary: list, dataset: str = "") -> Figure:
         for method in methods:
             rows = sorted((r for r in summary if r["method"] == method), key=lambda r: r["budget"])
             series[method] = ([100 * r["budget"] for r in rows], [r[key] for r in rows])
-            axis.plot(*series[method], label=display_name(method), **styles[method])
+            axis.plot(*series[method], label=method_label(method), **styles[method])
         _name_coinciding_lines(axis, series)
         axis.set_xlabel("labelled fraction of the pool (%)")
         axis.set_ylabel(label)
@@ -285,7 +284,7 @@ def forgetting_figure(result: BenchmarkResult) -> Figure:
                 linestyle=LINESTYLES[task % len(LINESTYLES)],
                 label=f"round {task}",
             )
-        axis.set_title(display_name(method), fontsize=10)
+        axis.set_title(method_label(method), fontsize=10)
         axis.set_xlabel("AL round")
         axis.grid(alpha=0.3)
     axes[0][0].set_ylabel("accuracy on the round's points (%)")
@@ -311,7 +310,7 @@ def entropy_correlation_figure(result: BenchmarkResult) -> Figure:
     size = 0.8 * len(methods)
     figure, axis = plt.subplots(figsize=(3.2 + size, 1.8 + size), layout="constrained")
     image = axis.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r")
-    names = [display_name(m) for m in methods]
+    names = [method_label(m) for m in methods]
     axis.set_xticks(range(len(methods)), names, rotation=45, ha="right")
     axis.set_yticks(range(len(methods)), names)
     for i in range(len(methods)):

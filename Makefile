@@ -1,5 +1,6 @@
 # `make demo`: set up a fresh clone and run the main job on bundled real data.
-# `make test`: set up and run the lint and the test suite (what CI runs).
+# `make test`: set up and run the lint, the documentation build and the test suite (what CI runs).
+# `make docs`: build the documentation site into docs/_build/html (warnings are errors).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +9,7 @@ LS_VENV ?= .venv-labelstudio
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --constraint constraints.txt
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint docs venv clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt scripts/install_data.sh scripts/install_labelstudio.sh
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +35,17 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(PY) -m ruff check skcal tests examples benchmarks scripts
 
-test: lint
+# the documentation tools (the docs extra: Sphinx, numpydoc, sphinx-gallery, the PyData theme, MyST)
+$(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml constraints.txt
+	$(PIP) -e ".[docs]"
+	touch $@
+
+# the guides, the API reference and the gallery, whose digits and single-cell examples run on their quick
+# settings (about two minutes on two busy cores); -E re-reads every page, so no warning hides in a cached one
+docs: $(VENV)/.docs-installed
+	$(PY) -m sphinx -W --keep-going -E -b html docs docs/_build/html
+
+test: lint docs
 	SKCAL_REQUIRE_DATA=1 $(PY) -m pytest
 
 clean:

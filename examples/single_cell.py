@@ -1,4 +1,6 @@
-"""Cell-type annotation with CAL on sparse single-cell data: CAL-SD vs standard AL (ACTINN).
+# ruff: noqa: D205, D400  (the docstring opens with the reST title sphinx-gallery reads)
+"""Cell-type annotation with CAL on sparse single-cell data: CAL-SD vs standard AL (ACTINN)
+========================================================================================
 
 scanpy's pbmc68k_reduced ships with scanpy: 700 PBMCs, 765 genes, 10 cell types
 (``bulk_labels``), very unevenly represented (8 to 240 cells). The expression

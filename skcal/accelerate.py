@@ -58,10 +58,10 @@ class AcceleratedContinualActiveClassifier(AccelerateMixin, ContinualActiveClass
 
     Parameters
     ----------
-    module : torch.nn.Module class or instance
-        As for :class:`~skcal.ContinualActiveClassifier`.
     *args
-        Passed on.
+        ``module`` (the network, a ``torch.nn.Module`` class or instance, as
+        for :class:`~skcal.ContinualActiveClassifier`), and any other
+        positional parameter, passed on.
     accelerator : accelerate.Accelerator
         Decides the processes, device and mixed precision. Create it in the
         launched script, before the estimator.

@@ -70,7 +70,18 @@ class Checkpointable(Protocol):
         """Return the campaign as tensors and plain values."""
 
     def load_campaign_state(self, state: dict) -> Any:
-        """Continue the campaign in ``state``, or raise and change nothing."""
+        """Continue the campaign in ``state``, or raise and change nothing.
+
+        Parameters
+        ----------
+        state : dict
+            A campaign state, as ``campaign_state()`` returns it.
+
+        Returns
+        -------
+        Checkpointable
+            The estimator itself.
+        """
 
 
 def _plain(value: Any) -> Any:
@@ -307,6 +318,7 @@ def load_checkpoint(net: Checkpointable, directory: str | Path) -> Checkpointabl
     net : ContinualActiveClassifier
         Built with the parameters the checkpoint was made with (initialised here if needed).
     directory : str or Path
+        The folder holding ``checkpoint.pt``.
 
     Returns
     -------
@@ -368,10 +380,12 @@ class CampaignState:
         Parameters
         ----------
         directory : str or Path
+            The folder holding ``checkpoint.pt``.
 
         Returns
         -------
         self
+            The estimator, restored.
         """
         return load_checkpoint(self, directory)
 
@@ -414,6 +428,7 @@ class CampaignState:
         Returns
         -------
         self
+            The estimator, at the state's round.
 
         Raises
         ------

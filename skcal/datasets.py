@@ -75,6 +75,7 @@ def get_data_home(data_home: str | Path | None = None) -> Path:
     Returns
     -------
     Path
+        The folder (which may not exist).
     """
     if data_home is not None:
         return Path(data_home).expanduser()
@@ -554,7 +555,11 @@ def load_text_csv(
     Parameters
     ----------
     path : str or Path
-    text_column, label_column : str
+        The CSV file.
+    text_column : str, default="text"
+        The column of texts.
+    label_column : str, default="label"
+        The column of labels.
     return_X_y : bool, default=False
         Return ``(data, target)`` instead of a Bunch.
 

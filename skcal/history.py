@@ -111,6 +111,8 @@ class ReplayBatch:
         The history the points come from.
     indices : torch.Tensor
         Their positions in the history.
+    device : str, torch.device or None, default=None
+        Where the batch goes (the training device); None means the history's.
 
     Attributes
     ----------
@@ -307,6 +309,11 @@ class LabelledHistory:
         Used when the output layer grows for a new class: the model that
         produced a stored row gave the new class no logit, so it gets the
         row's minimum minus 10 (almost no probability after a softmax).
+
+        Parameters
+        ----------
+        n_classes : int
+            The new number of classes.
         """
         if self._logits is None or self._logits.row_shape[0] >= n_classes:
             return
@@ -326,11 +333,22 @@ class LabelledHistory:
 
         Rows past the committed ones are never read, and committed rows are
         never overwritten, so the marker needs no copy of the data.
+
+        Returns
+        -------
+        tuple
+            The marker, for :meth:`rollback` only.
         """
         return (self._n, self._logits, self.device, self.retained, self._retained_seen, self.deferred)
 
     def rollback(self, mark: tuple) -> None:
-        """Return to the state of :meth:`mark`, dropping rounds staged or committed since."""
+        """Return to the state of :meth:`mark`, dropping rounds staged or committed since.
+
+        Parameters
+        ----------
+        mark : tuple
+            A marker from :meth:`mark`.
+        """
         self._n, self._logits, device, self.retained, self._retained_seen, self.deferred = mark
         self.n_staged = 0
         self._version += 1
@@ -350,6 +368,7 @@ class LabelledHistory:
         policy : {"reservoir", "class_balanced"}
             How the retained points are chosen.
         rng : numpy.random.Generator
+            The source of the policy's random choices.
         """
         if capacity is None:
             self.retained, self._retained_seen = None, self._n
@@ -376,8 +395,14 @@ class LabelledHistory:
         Parameters
         ----------
         device : str or torch.device
+            Where the storage goes.
         pin : bool, default=False
             On the CPU, page-lock the storage so batches copy to a GPU faster.
+
+        Returns
+        -------
+        LabelledHistory
+            The history itself.
         """
         self.device = torch.device(device)
         stores = [self._y, self._logits, self._rounds]
@@ -433,10 +458,12 @@ class LabelledHistory:
         Parameters
         ----------
         positions : ndarray of int64
+            Positions of committed points.
 
         Returns
         -------
         Features
+            Their features: a tensor, a dict of tensors or a CSR matrix.
         """
         if self._sparse:
             return self._X.rows(0, self._n)[positions]
@@ -501,7 +528,18 @@ class LabelledHistory:
         return torch.from_numpy(chosen if pool is None else pool[chosen])
 
     def take_features(self, indices: torch.Tensor) -> Any:
-        """Dense features of the committed points at ``indices`` (one gather)."""
+        """Return dense features of the committed points at ``indices`` (one gather).
+
+        Parameters
+        ----------
+        indices : torch.Tensor
+            Positions of committed points.
+
+        Returns
+        -------
+        torch.Tensor or dict of torch.Tensor
+            Their features, dense, on the history's device.
+        """
         if self._sparse:
             return self._X.take_dense(indices.cpu().numpy())
         if isinstance(self._X, dict):
@@ -509,7 +547,20 @@ class LabelledHistory:
         return take_rows(self._X.buffer, indices)
 
     def batch(self, indices: torch.Tensor, device: Any = None) -> ReplayBatch:
-        """Gather a :class:`ReplayBatch` of committed points, on ``device`` (default: the history's)."""
+        """Gather a :class:`ReplayBatch` of committed points, on ``device`` (default: the history's).
+
+        Parameters
+        ----------
+        indices : torch.Tensor
+            Positions of committed points.
+        device : str, torch.device or None, default=None
+            Where the batch goes.
+
+        Returns
+        -------
+        ReplayBatch
+            The points, their labels, and (on first access) their stored logits and rounds.
+        """
         return ReplayBatch(self, indices, device)
 
     # -- checkpoints -------------------------------------------------------
@@ -554,10 +605,12 @@ class LabelledHistory:
         state : dict
             As returned by :meth:`state`.
         device : str or torch.device, default="cpu"
+            Where the history lives.
 
         Returns
         -------
         LabelledHistory
+            The history, every point committed.
         """
         history = cls(device)
         if len(state["y"]) == 0:
@@ -618,6 +671,7 @@ class LabelledHistory:
         Returns
         -------
         ndarray of int64
+            The positions, checked.
 
         Raises
         ------

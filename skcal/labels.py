@@ -71,6 +71,7 @@ class LabelChanges:
         Returns
         -------
         self
+            The estimator, its history relabelled.
 
         Raises
         ------
@@ -110,6 +111,7 @@ class LabelChanges:
         Returns
         -------
         self
+            The estimator, the points gone from its history.
 
         Raises
         ------

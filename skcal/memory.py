@@ -33,6 +33,7 @@ def balanced_draw(labels: np.ndarray, size: int, rng: np.random.Generator) -> np
     size : int
         Points wanted.
     rng : numpy.random.Generator
+        The source of the draw's random choices.
 
     Returns
     -------
@@ -73,6 +74,7 @@ def reservoir(
     capacity : int
         The reservoir's size.
     rng : numpy.random.Generator
+        The source of the reservoir's random choices.
 
     Returns
     -------
@@ -108,7 +110,9 @@ def class_balanced(
     n_seen : int
         Positions the memory has seen.
     capacity : int
+        The memory's size.
     rng : numpy.random.Generator
+        The source of the random choices.
 
     Returns
     -------

@@ -112,6 +112,7 @@ class ContinualActiveLearner(ActiveLearner):
         Returns
         -------
         self
+            The learner, its estimator trained on the seed set.
         """
         self._reject_bootstrap(bootstrap)
         self.estimator.fit(X, y, **fit_kwargs)
@@ -149,6 +150,22 @@ class ContinualActiveLearner(ActiveLearner):
     def query(self, X_pool: Any, *query_args: Any, **query_kwargs: Any) -> Any:
         """Choose points to label with the query strategy: modAL's ``(indices, instances)``.
 
+        Parameters
+        ----------
+        X_pool : array-like, scipy.sparse matrix or dict of arrays
+            The unlabelled pool.
+        *query_args
+            Passed to the query strategy.
+        **query_kwargs
+            Passed to the query strategy (``n_instances``, say).
+
+        Returns
+        -------
+        indices : ndarray of int
+            Positions of the chosen points in ``X_pool``.
+        instances : array-like, scipy.sparse matrix or dict of arrays
+            The chosen points, rows of ``X_pool``.
+
         Raises
         ------
         NotFittedError
@@ -170,6 +187,7 @@ class ContinualActiveLearner(ActiveLearner):
         Parameters
         ----------
         directory : str or Path
+            Receives ``checkpoint.pt``.
 
         Returns
         -------
@@ -184,10 +202,12 @@ class ContinualActiveLearner(ActiveLearner):
         Parameters
         ----------
         directory : str or Path
+            The folder holding ``checkpoint.pt``.
 
         Returns
         -------
         self
+            The learner, its estimator restored.
         """
         self.estimator.load_checkpoint(directory)
         return self

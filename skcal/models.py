@@ -35,11 +35,33 @@ class MLP(torch.nn.Module):
         self.head = torch.nn.Linear(width, n_classes)
 
     def embed(self, X: torch.Tensor) -> torch.Tensor:
-        """Return the penultimate representation (the head's input)."""
+        """Return the penultimate representation (the head's input).
+
+        Parameters
+        ----------
+        X : torch.Tensor
+            A batch of inputs.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_samples, hidden[-1])
+            The representation.
+        """
         return self.body(X)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        """Return the logits."""
+        """Return the logits.
+
+        Parameters
+        ----------
+        X : torch.Tensor
+            A batch of inputs.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_samples, n_classes)
+            The logits.
+        """
         return self.head(self.embed(X))
 
 
@@ -74,11 +96,33 @@ class SmallCNN(torch.nn.Module):
         self.head = torch.nn.Linear(2 * width, n_classes)
 
     def embed(self, X: torch.Tensor) -> torch.Tensor:
-        """Return the pooled features (the head's input)."""
+        """Return the pooled features (the head's input).
+
+        Parameters
+        ----------
+        X : torch.Tensor
+            A batch of inputs.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_samples, 2 * width)
+            The representation.
+        """
         return self.features(X)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        """Return the logits."""
+        """Return the logits.
+
+        Parameters
+        ----------
+        X : torch.Tensor
+            A batch of inputs.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_samples, n_classes)
+            The logits.
+        """
         return self.head(self.embed(X))
 
 
@@ -138,6 +182,7 @@ class ResNet18(torch.nn.Module):
     in_channels : int, default=3
         1 for grey images, 3 for colour.
     n_classes : int, default=10
+        Number of logits.
     """
 
     def __init__(self, in_channels: int = 3, n_classes: int = 10):
@@ -156,11 +201,33 @@ class ResNet18(torch.nn.Module):
         self.head = torch.nn.Linear(512, n_classes)
 
     def embed(self, X: torch.Tensor) -> torch.Tensor:
-        """Return the 512-d pooled features (the head's input)."""
+        """Return the 512-d pooled features (the head's input).
+
+        Parameters
+        ----------
+        X : torch.Tensor
+            A batch of inputs.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_samples, 512)
+            The representation.
+        """
         return self.features(X)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        """Return the logits."""
+        """Return the logits.
+
+        Parameters
+        ----------
+        X : torch.Tensor
+            A batch of inputs.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_samples, n_classes)
+            The logits.
+        """
         return self.head(self.embed(X))
 
 
@@ -212,5 +279,20 @@ class TransformerClassifier(torch.nn.Module):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **inputs: torch.Tensor
     ) -> torch.Tensor:
-        """Return the logits."""
+        """Return the logits.
+
+        Parameters
+        ----------
+        input_ids : torch.Tensor of shape (n_samples, length)
+            Token ids.
+        attention_mask : torch.Tensor of shape (n_samples, length), optional
+            1 for tokens, 0 for padding.
+        **inputs : dict of torch.Tensor
+            The tokenizer's other arrays (``token_type_ids``, say).
+
+        Returns
+        -------
+        torch.Tensor of shape (n_samples, n_classes)
+            The logits.
+        """
         return self.model(input_ids=input_ids, attention_mask=attention_mask, **inputs).logits

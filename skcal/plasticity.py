@@ -45,10 +45,30 @@ class Renewable(Protocol):
     """What a plasticity remedy may use of the estimator."""
 
     def unwrapped_module(self) -> torch.nn.Module:
-        """Return the network without distributed or mixed-precision wrappers."""
+        """Return the network without distributed or mixed-precision wrappers.
+
+        Returns
+        -------
+        torch.nn.Module
+            The network being trained; change its parameters in place.
+        """
 
     def fresh_module(self) -> tuple[torch.nn.Module, list[str]]:
-        """Return a freshly initialised copy of the network and the parameters it could not re-draw."""
+        """Return a freshly initialised copy of the network and the parameters it could not re-draw.
+
+        The copy is drawn from the module's own initialisation under the
+        round's seeded generator, so it is reproducible and the same on every
+        process.
+
+        Returns
+        -------
+        module : torch.nn.Module
+            The fresh copy, on the network's device.
+        not_redrawn : list of str
+            Names of parameters the initialisation does not cover (submodules
+            without ``reset_parameters``): their values in the copy are the
+            network's own.
+        """
 
 
 class Plasticity(BaseEstimator):
@@ -76,8 +96,9 @@ class Plasticity(BaseEstimator):
 
         Parameters
         ----------
-        net : ContinualActiveClassifier
-            The estimator; torch's random state is the round's.
+        net : Renewable
+            The estimator (a :class:`~skcal.ContinualActiveClassifier`);
+            torch's random state is the round's.
         """
         raise NotImplementedError
 
@@ -116,7 +137,8 @@ class ShrinkPerturb(Plasticity):
 
         Parameters
         ----------
-        net : ContinualActiveClassifier
+        net : Renewable
+            The estimator (a :class:`~skcal.ContinualActiveClassifier`).
         """
         module = net.unwrapped_module()
         fresh, not_redrawn = net.fresh_module()
@@ -145,7 +167,8 @@ class ResetOutput(Plasticity):
 
         Parameters
         ----------
-        net : ContinualActiveClassifier
+        net : Renewable
+            The estimator (a :class:`~skcal.ContinualActiveClassifier`).
 
         Raises
         ------
@@ -181,6 +204,7 @@ def make_plasticity(plasticity: Any, params: dict | None = None) -> Plasticity |
     Returns
     -------
     Plasticity or None
+        A new remedy, its hyperparameters set and checked; None for no remedy.
 
     Raises
     ------

@@ -63,40 +63,146 @@ class Processes(Protocol):
         """
 
     def local_size(self, size: int) -> int:
-        """Return the share of a batch of ``size`` points each process takes per step."""
+        """Return the share of a batch of ``size`` points each process takes per step.
+
+        Parameters
+        ----------
+        size : int
+            Points in a step's batch, over every process.
+
+        Returns
+        -------
+        int
+            This process's share.
+        """
 
     def replay_generator(self, seed: int, shared: np.random.Generator) -> np.random.Generator:
-        """Return this process's generator for a round's replay draws: ``shared`` in one process."""
+        """Return this process's generator for a round's replay draws: ``shared`` in one process.
+
+        Parameters
+        ----------
+        seed : int
+            The round's seed.
+        shared : numpy.random.Generator
+            The round's generator, which every process draws alike.
+
+        Returns
+        -------
+        numpy.random.Generator
+            The generator of this process's replay draws.
+        """
 
     def shared_seed(self, seed: int | None) -> int | None:
-        """Return the campaign seed every process uses (``seed``, or process 0's fresh entropy)."""
+        """Return the campaign seed every process uses (``seed``, or process 0's fresh entropy).
+
+        Parameters
+        ----------
+        seed : int or None
+            This process's seed from ``random_state`` (None: fresh entropy).
+
+        Returns
+        -------
+        int or None
+            The seed every process uses.
+        """
 
     def device(self) -> torch.device | None:
-        """Return the device the processes decide (the accelerator's), or None to use the estimator's ``device``."""
+        """Return the device the processes decide (the accelerator's), or None to use the estimator's ``device``.
+
+        Returns
+        -------
+        torch.device or None
+            Where this process trains, or None.
+        """
 
     def release_round(self, net: Any) -> None:
-        """Take any wrappers off ``net``'s components before a round's strategy rebuilds them."""
+        """Take any wrappers off ``net``'s components before a round's strategy rebuilds them.
+
+        Parameters
+        ----------
+        net : ContinualActiveClassifier
+            The estimator.
+        """
 
     def prepare_round(self, net: Any) -> None:
-        """Wrap ``net``'s components for the round about to train."""
+        """Wrap ``net``'s components for the round about to train.
+
+        Parameters
+        ----------
+        net : ContinualActiveClassifier
+            The estimator.
+        """
 
     def prepare_components(self, net: Any) -> None:
-        """Wrap ``net``'s module, criterion and optimizer (skorch's ``_initialize_accelerator``)."""
+        """Wrap ``net``'s module, criterion and optimizer (skorch's ``_initialize_accelerator``).
+
+        Parameters
+        ----------
+        net : ContinualActiveClassifier
+            The estimator.
+        """
 
     def backward(self, loss: torch.Tensor) -> None:
-        """Backpropagate a step's loss."""
+        """Backpropagate a step's loss.
+
+        Parameters
+        ----------
+        loss : torch.Tensor
+            The step's scalar loss.
+        """
 
     def autocast(self) -> AbstractContextManager:
-        """Return the context a step's forward pass and loss run in."""
+        """Return the context a step's forward pass and loss run in.
+
+        Returns
+        -------
+        contextlib.AbstractContextManager
+            The context (mixed precision, or a no-op).
+        """
 
     def unwrap(self, module: torch.nn.Module) -> torch.nn.Module:
-        """Return ``module`` without distributed or mixed-precision wrappers."""
+        """Return ``module`` without distributed or mixed-precision wrappers.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            A module, wrapped or not.
+
+        Returns
+        -------
+        torch.nn.Module
+            The bare module (the same parameters).
+        """
 
     def gather(self, output: torch.Tensor) -> torch.Tensor:
-        """Return every process's ``output`` (its share of a batch), in order."""
+        """Return every process's ``output`` (its share of a batch), in order.
+
+        Parameters
+        ----------
+        output : torch.Tensor
+            This process's share.
+
+        Returns
+        -------
+        torch.Tensor
+            Every process's shares, concatenated in rank order.
+        """
 
     def on_main_process(self, write: Callable[[], Any], what: str) -> Any:
-        """Run ``write`` on process 0 only; every process returns its result once it has finished."""
+        """Run ``write`` on process 0 only; every process returns its result once it has finished.
+
+        Parameters
+        ----------
+        write : callable
+            What process 0 does (writing a file, say).
+        what : str
+            Named in the error the other processes raise if ``write`` fails.
+
+        Returns
+        -------
+        object
+            ``write()``'s result.
+        """
 
 
 def process_generator(seed: int, rank: int) -> np.random.Generator:
@@ -117,6 +223,7 @@ def process_generator(seed: int, rank: int) -> np.random.Generator:
     Returns
     -------
     numpy.random.Generator
+        The process's own stream.
     """
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(rank,)))
 
@@ -129,19 +236,65 @@ class SingleProcess:
     shards_data_loaders = False
 
     def exchange(self, row: np.ndarray) -> np.ndarray:
-        """Return ``row`` as a one-row table."""
+        """Return ``row`` as a one-row table.
+
+        Parameters
+        ----------
+        row : ndarray of shape (EXCHANGE_WIDTH,)
+            This process's values.
+
+        Returns
+        -------
+        ndarray of shape (1, EXCHANGE_WIDTH)
+            The row, as float64.
+        """
         return np.asarray(row, dtype=np.float64)[None]
 
     def local_size(self, size: int) -> int:
-        """Return ``size``: the one process takes every point."""
+        """Return ``size``: the one process takes every point.
+
+        Parameters
+        ----------
+        size : int
+            Points in a step's batch.
+
+        Returns
+        -------
+        int
+            ``size``.
+        """
         return size
 
     def replay_generator(self, seed: int, shared: np.random.Generator) -> np.random.Generator:
-        """Return ``shared``, the round's own generator."""
+        """Return ``shared``, the round's own generator.
+
+        Parameters
+        ----------
+        seed : int
+            The round's seed (unused).
+        shared : numpy.random.Generator
+            The round's generator.
+
+        Returns
+        -------
+        numpy.random.Generator
+            ``shared``.
+        """
         return shared
 
     def shared_seed(self, seed: int | None) -> int | None:
-        """Return ``seed``."""
+        """Return ``seed``.
+
+        Parameters
+        ----------
+        seed : int or None
+            The seed from ``random_state``.
+
+        Returns
+        -------
+        int or None
+            ``seed``.
+        """
         return seed
 
     def device(self) -> None:
@@ -149,32 +302,97 @@ class SingleProcess:
         return None
 
     def release_round(self, net: Any) -> None:
-        """Nothing to release."""
+        """Do nothing: there are no wrappers to release.
+
+        Parameters
+        ----------
+        net : ContinualActiveClassifier
+            The estimator.
+        """
 
     def prepare_round(self, net: Any) -> None:
-        """Nothing to prepare."""
+        """Do nothing: there is nothing to prepare.
+
+        Parameters
+        ----------
+        net : ContinualActiveClassifier
+            The estimator.
+        """
 
     def prepare_components(self, net: Any) -> None:
-        """Nothing to wrap."""
+        """Do nothing: there is nothing to wrap.
+
+        Parameters
+        ----------
+        net : ContinualActiveClassifier
+            The estimator.
+        """
 
     def backward(self, loss: torch.Tensor) -> None:
-        """``loss.backward()``."""
+        """Call ``loss.backward()``.
+
+        Parameters
+        ----------
+        loss : torch.Tensor
+            The step's scalar loss.
+        """
         loss.backward()
 
     def autocast(self) -> AbstractContextManager:
-        """No autocast."""
+        """Return a no-op context: no autocast.
+
+        Returns
+        -------
+        contextlib.AbstractContextManager
+            ``contextlib.nullcontext()``.
+        """
         return nullcontext()
 
     def unwrap(self, module: torch.nn.Module) -> torch.nn.Module:
-        """Return ``module`` itself."""
+        """Return ``module`` itself.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The module.
+
+        Returns
+        -------
+        torch.nn.Module
+            ``module``.
+        """
         return module
 
     def gather(self, output: torch.Tensor) -> torch.Tensor:
-        """Return ``output``: it is every process's."""
+        """Return ``output``: it is every process's.
+
+        Parameters
+        ----------
+        output : torch.Tensor
+            The outputs.
+
+        Returns
+        -------
+        torch.Tensor
+            ``output``.
+        """
         return output
 
     def on_main_process(self, write: Callable[[], Any], what: str) -> Any:
-        """Return ``write()``."""
+        """Return ``write()``.
+
+        Parameters
+        ----------
+        write : callable
+            What to do.
+        what : str
+            Unused (named in the errors of several processes).
+
+        Returns
+        -------
+        object
+            ``write()``'s result.
+        """
         return write()
 
 
@@ -219,10 +437,12 @@ class AcceleratorProcesses:
         Parameters
         ----------
         row : ndarray of shape (EXCHANGE_WIDTH,)
+            This process's values.
 
         Returns
         -------
         ndarray of shape (world_size, EXCHANGE_WIDTH)
+            Row ``r`` is process ``r``'s, the same on every process.
         """
         table = torch.zeros((self.world_size, EXCHANGE_WIDTH), dtype=torch.float64, device=self.accelerator.device)
         table[self.rank] = torch.as_tensor(np.asarray(row, dtype=np.float64), device=table.device)
@@ -234,10 +454,12 @@ class AcceleratorProcesses:
         Parameters
         ----------
         size : int
+            Points in a step's batch, over every process.
 
         Returns
         -------
         int
+            This process's share.
         """
         return -(-size // self.world_size) if self.split_batches else size
 
@@ -254,6 +476,7 @@ class AcceleratorProcesses:
         Returns
         -------
         numpy.random.Generator
+            The generator of this process's replay draws.
         """
         return process_generator(seed, self.rank) if self.world_size > 1 else shared
 
@@ -294,6 +517,7 @@ class AcceleratorProcesses:
         Returns
         -------
         torch.device
+            Where this process trains.
         """
         device = torch.device(self.accelerator.device)
         return torch.device("cpu") if device.type == "cpu" else device
@@ -310,6 +534,7 @@ class AcceleratorProcesses:
         Parameters
         ----------
         net : ContinualActiveClassifier with AccelerateMixin
+            The estimator.
         """
         from accelerate.optimizer import AcceleratedOptimizer
 
@@ -329,6 +554,7 @@ class AcceleratorProcesses:
         Parameters
         ----------
         net : ContinualActiveClassifier with AccelerateMixin
+            The estimator.
         """
         if getattr(net, "_wrapped_with_accelerator", False):  # skorch's initialize() wrapped them; wrap afresh
             self.release_round(net)
@@ -346,6 +572,7 @@ class AcceleratorProcesses:
         Parameters
         ----------
         net : ContinualActiveClassifier with AccelerateMixin
+            The estimator.
         """
         from skorch.callbacks import LRScheduler
 
@@ -374,11 +601,12 @@ class AcceleratorProcesses:
         net._wrapped_with_accelerator = True
 
     def backward(self, loss: torch.Tensor) -> None:
-        """``accelerator.backward``: mixed-precision scaling and gradient accumulation; the wrapper averages.
+        """Call ``accelerator.backward``: mixed-precision scaling and gradient accumulation; the wrapper averages.
 
         Parameters
         ----------
         loss : torch.Tensor
+            The step's scalar loss.
         """
         self.accelerator.backward(loss)
 
@@ -387,7 +615,8 @@ class AcceleratorProcesses:
 
         Returns
         -------
-        context manager
+        contextlib.AbstractContextManager
+            The accelerator's autocast context.
         """
         return self.accelerator.autocast()
 
@@ -397,10 +626,12 @@ class AcceleratorProcesses:
         Parameters
         ----------
         module : torch.nn.Module
+            A module, wrapped or not.
 
         Returns
         -------
         torch.nn.Module
+            The bare module (the same parameters).
         """
         return self.accelerator.unwrap_model(module)
 
@@ -410,10 +641,12 @@ class AcceleratorProcesses:
         Parameters
         ----------
         output : torch.Tensor
+            This process's share.
 
         Returns
         -------
         torch.Tensor
+            Every process's shares, in rank order.
         """
         return self.accelerator.gather_for_metrics(output)
 
@@ -507,10 +740,12 @@ class Agreement:
         Parameters
         ----------
         counts : list of int
+            This process's counts.
 
         Returns
         -------
         ndarray of shape (4,)
+            The counts over every process.
         """
         return self._exchange(_EPOCH, counts).sum(axis=0)[:4]
 
@@ -561,6 +796,7 @@ class Agreement:
         Returns
         -------
         bool
+            True if any process's did.
         """
         if not self.several:
             return stop

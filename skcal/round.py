@@ -163,7 +163,13 @@ class Round:
         self._started = time.perf_counter()
 
     def stop_clock(self, device: torch.device) -> None:
-        """Stop timing this process, after waiting for queued GPU work."""
+        """Stop timing this process, after waiting for queued GPU work.
+
+        Parameters
+        ----------
+        device : torch.device
+            The training device (CUDA is synchronised first).
+        """
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         self.seconds = time.perf_counter() - self._started
@@ -200,7 +206,15 @@ class Round:
         self.samples_backpropagated += len(outputs)
 
     def count(self, forwarded: int = 0, backpropagated: int = 0) -> None:
-        """Add work done outside the training step (candidate scoring, stored logits)."""
+        """Add work done outside the training step (candidate scoring, stored logits).
+
+        Parameters
+        ----------
+        forwarded : int, default=0
+            Samples passed forward.
+        backpropagated : int, default=0
+            Samples whose loss was backpropagated.
+        """
         self.samples_forwarded += int(forwarded)
         self.samples_backpropagated += int(backpropagated)
 
@@ -209,6 +223,11 @@ class Round:
 
         With several processes the accuracies are over every process's
         samples (an exchange, so every process must call it), and identical on each.
+
+        Returns
+        -------
+        bool
+            Whether the epoch ran a training step (then it counts in ``epochs``).
         """
         if self.agreement.several:
             return self._end_epoch_together()
@@ -328,8 +347,10 @@ class Round:
 
         Returns
         -------
-        train, held_out : ndarray of int64
-            Positions in the training points, sorted.
+        train : ndarray of int64
+            Positions, in the training points, of those the round trains on, sorted.
+        held_out : ndarray of int64
+            Positions of its stop set, sorted.
         """
         labels = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
         if not self.stop_split or self.n_new < 2:
@@ -349,20 +370,44 @@ class Round:
 
     # -- learning rate -----------------------------------------------------
     def scale_learning_rate(self, optimizer: torch.optim.Optimizer, factor: float) -> None:
-        """Multiply every parameter group's learning rate by ``factor`` for this round."""
+        """Multiply every parameter group's learning rate by ``factor`` for this round.
+
+        Parameters
+        ----------
+        optimizer : torch.optim.Optimizer
+            The round's optimizer.
+        factor : float
+            The multiplier (:meth:`~skcal.replay.ReplayStrategy.learning_rate_factor`).
+        """
         self._saved_lrs = [group["lr"] for group in optimizer.param_groups]
         if factor != 1.0:
             for group in optimizer.param_groups:
                 group["lr"] = group["lr"] * factor
 
     def restore_learning_rate(self, optimizer: Any) -> None:
-        """Undo :meth:`scale_learning_rate` (a no-op if it did not run)."""
+        """Undo :meth:`scale_learning_rate` (a no-op if it did not run).
+
+        Parameters
+        ----------
+        optimizer : torch.optim.Optimizer
+            The optimizer whose learning rates were scaled.
+        """
         for group, lr in zip(getattr(optimizer, "param_groups", []), self._saved_lrs, strict=False):
             group["lr"] = lr
 
     # -- record ------------------------------------------------------------
     def record(self) -> dict:
-        """Return the round's entry in ``rounds_``."""
+        """Return the round's entry in ``rounds_``.
+
+        Returns
+        -------
+        dict
+            ``round``, ``strategy``, ``n_new``, ``n_history``, ``epochs``,
+            ``samples_forwarded``, ``samples_backpropagated``,
+            ``train_seconds``, ``train_accuracy``, ``stopped_by``,
+            ``start_accuracy``, ``n_held_out``, ``held_out_accuracy`` and
+            ``best_epoch``.
+        """
         return {
             "round": self.index,
             "strategy": self.strategy.name or type(self.strategy).__name__,

@@ -243,6 +243,7 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         Returns
         -------
         self
+            The simulator, its campaign run.
 
         Raises
         ------
@@ -415,12 +416,13 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         Returns
         -------
         ndarray of shape (n_samples,)
+            The final model's predicted labels.
         """
         check_is_fitted(self, "estimator_")
         return self.estimator_.predict(X)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities from the final model.
+        """Return class probabilities from the final model.
 
         Parameters
         ----------
@@ -430,6 +432,7 @@ class ActiveLearningSimulator(MetaEstimatorMixin, ClassifierMixin, BaseEstimator
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
+            The final model's probabilities, columns in the order of ``classes_``.
         """
         check_is_fitted(self, "estimator_")
         return self.estimator_.predict_proba(X)

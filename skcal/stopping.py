@@ -41,7 +41,7 @@ from .utils.params import Interval, StrOptions, check_parameters, validate_param
 
 
 def cohen_kappa(first: Any, second: Any) -> float:
-    """Cohen's kappa between two labellings of the same points.
+    """Return Cohen's kappa between two labellings of the same points.
 
     ``kappa = (p_o - p_e) / (1 - p_e)`` with ``p_o`` the fraction of points
     given the same label and ``p_e = sum_k a_k b_k`` the agreement expected by
@@ -134,6 +134,7 @@ class StoppingCriterion(BaseEstimator):
         Returns
         -------
         self
+            The criterion, reset.
         """
         self._check_params()
         self.n_updates_ = 0
@@ -156,6 +157,7 @@ class StoppingCriterion(BaseEstimator):
         Returns
         -------
         self
+            The criterion, updated.
         """
         if not hasattr(self, "n_updates_"):
             self.reset()
@@ -263,11 +265,12 @@ _AGGREGATES = ("mean", "max")
 
 @validate_params({"measure": [StrOptions(set(_MEASURES))]})
 def uncertainty_scores(probabilities: Any, measure: str = "entropy") -> np.ndarray:
-    """Per-point uncertainty in ``[0, 1]`` from class probabilities.
+    """Return each point's uncertainty in ``[0, 1]`` from class probabilities.
 
     Parameters
     ----------
     probabilities : array-like of shape (n_points, n_classes)
+        Each row a distribution over the classes.
     measure : {"entropy", "max"}, default="entropy"
         ``"entropy"``: the entropy ``-sum_k p_k log p_k`` divided by its
         maximum ``log K`` (0 for one class); ``"max"``: ``1 - max_k p_k``
@@ -276,6 +279,7 @@ def uncertainty_scores(probabilities: Any, measure: str = "entropy") -> np.ndarr
     Returns
     -------
     ndarray of float64, shape (n_points,)
+        The uncertainty of each point.
     """
     p = np.asarray(probabilities, dtype=np.float64)
     if p.ndim != 2 or 0 in p.shape:
@@ -393,6 +397,7 @@ def check_criteria(stop_when: Any) -> list:
     Returns
     -------
     list
+        The criteria, checked.
 
     Raises
     ------

@@ -98,6 +98,7 @@ def describe(value: Any) -> str:
     Parameters
     ----------
     value : Any
+        The parameter's value.
 
     Returns
     -------
@@ -186,6 +187,7 @@ def record_metrics(record: Mapping[str, Any], exclude: Iterable[str] = ("round",
     Returns
     -------
     dict of str to float
+        The metrics, by name.
     """
     excluded = set(exclude)
     return {
@@ -253,6 +255,7 @@ def mlflow_client(tracking_uri: str | None = None) -> Any:
     Returns
     -------
     mlflow.tracking.MlflowClient
+        A client of the tracking URI.
     """
     mlflow = _import_mlflow()
     if _is_file_store(tracking_uri if tracking_uri is not None else mlflow.get_tracking_uri()):
@@ -266,6 +269,7 @@ def check_tracking_uri(tracking_uri: str) -> None:
     Parameters
     ----------
     tracking_uri : str
+        A folder, ``file:``, ``sqlite:``, ``http(s):`` or ``databricks`` URI.
 
     Raises
     ------
@@ -623,6 +627,7 @@ class RoundLogger(Callback):
         Returns
         -------
         self
+            The callback itself.
         """
         self.sinks_ = self._check_params()
         self.scorer_, self.score_name_ = self._check_validation_set()
@@ -641,7 +646,15 @@ class RoundLogger(Callback):
 
     # -- skorch events ---------------------------------------------------------
     def on_train_begin(self, net: Any, **kwargs: Any) -> None:
-        """Forget the epochs of a round that failed; check that the ``"skorch"`` sink has a skorch logger."""
+        """Forget the epochs of a round that failed; check that the ``"skorch"`` sink has a skorch logger.
+
+        Parameters
+        ----------
+        net : ContinualActiveClassifier
+            The estimator.
+        **kwargs : dict
+            Skorch's other event arguments.
+        """
         self.epoch_entries_ = []
         if "skorch" in self.sinks_ and not _skorch_loggers(net):
             raise ValueError(
@@ -650,7 +663,15 @@ class RoundLogger(Callback):
             )
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
-        """Keep the epoch's values for the direct sinks, logged when the round is committed."""
+        """Keep the epoch's values for the direct sinks, logged when the round is committed.
+
+        Parameters
+        ----------
+        net : ContinualActiveClassifier
+            The estimator.
+        **kwargs : dict
+            Skorch's other event arguments.
+        """
         if not self.log_epochs or not set(self.sinks_) & {"mlflow", "tensorboard"}:
             return
         entry = net.history[-1]
@@ -665,8 +686,11 @@ class RoundLogger(Callback):
         Parameters
         ----------
         net : ContinualActiveClassifier
+            The estimator, its round committed.
         record : dict
             The round's entry in ``net.rounds_``.
+        **kwargs : dict
+            Other event arguments.
         """
         if not hasattr(self, "sinks_"):
             self.initialize()
@@ -690,6 +714,7 @@ class RoundLogger(Callback):
         Parameters
         ----------
         net : ContinualActiveClassifier
+            The estimator, its round committed.
         record : dict
             The round's entry in ``net.rounds_``.
 
@@ -711,7 +736,18 @@ class RoundLogger(Callback):
         return metrics
 
     def campaign_params(self, net: Any) -> dict[str, str]:
-        """Return the parameters logged once per campaign: ``estimator`` (the net's class) and its ``get_params()``."""
+        """Return the parameters logged once per campaign: ``estimator`` (the net's class) and its ``get_params()``.
+
+        Parameters
+        ----------
+        net : ContinualActiveClassifier
+            The estimator.
+
+        Returns
+        -------
+        dict of str to str
+            The parameters, as :func:`loggable_params` writes them.
+        """
         return {"estimator": _dotted_name(type(net)), **loggable_params(net.get_params(deep=False))}
 
     # -- campaigns -------------------------------------------------------------
@@ -766,6 +802,7 @@ class RoundLogger(Callback):
         Parameters
         ----------
         metrics : mapping of str to real
+            The numbers, by name.
         step : int
             The round's index.
 
@@ -787,7 +824,13 @@ class RoundLogger(Callback):
             self.last_steps_[target.key] = max(int(step), self.last_steps_.get(target.key, -1))
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        """Log ``params`` (as :func:`loggable_params` writes them) to the open campaign; RuntimeError if none is."""
+        """Log ``params`` (as :func:`loggable_params` writes them) to the open campaign; RuntimeError if none is.
+
+        Parameters
+        ----------
+        params : mapping of str to object
+            The parameters, by name.
+        """
         targets = self._open_targets("log_params")
         loggable = loggable_params(params)
         for target in targets:
@@ -797,6 +840,13 @@ class RoundLogger(Callback):
         """Write ``files`` (names such as ``"simulation.json"`` to JSON-ready data) to round ``step``'s folder.
 
         The folder is ``round-XXX/`` in each sink of the open campaign; RuntimeError if none is open.
+
+        Parameters
+        ----------
+        step : int
+            The round's index.
+        files : mapping of str to object
+            File names to JSON-ready data.
         """
         self._open_targets("log_round_files")
         self._log_files(step, files)
@@ -909,8 +959,14 @@ def log_campaign(
         One per round, each with its ``round``.
     params : mapping, optional
         Logged once (:func:`loggable_params`).
-    tracking_uri, experiment_name, run_name, tags
-        As for :class:`RoundLogger`'s MLflow sink.
+    tracking_uri : str, optional
+        The MLflow tracking URI, as for :class:`RoundLogger`.
+    experiment_name : str, optional
+        The MLflow experiment, as for :class:`RoundLogger`.
+    run_name : str, optional
+        The run's name, as for :class:`RoundLogger`.
+    tags : mapping, optional
+        The run's tags, as for :class:`RoundLogger`.
 
     Returns
     -------

@@ -72,6 +72,7 @@ def load_benchmark_data(
     Returns
     -------
     BenchmarkData
+        The data, the network and its training settings.
 
     Raises
     ------

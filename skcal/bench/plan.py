@@ -89,6 +89,7 @@ def campaign_split(
     Parameters
     ----------
     data : BenchmarkData
+        The dataset, its network and training settings (:func:`load_benchmark_data`).
     seed : int
     pool_size : int, optional
         By default ``data.pool_size``.
@@ -160,8 +161,11 @@ def plan_benchmark(
     Parameters
     ----------
     data : BenchmarkData
+        The dataset, its network and training settings (:func:`load_benchmark_data`).
     methods : sequence of str
+        The methods compared.
     budgets : sequence of float
+        Labelled fractions of the pool at which results are reported.
     initial, query : float, default=0.05
         Seed-set size and labels per round, as fractions of the pool.
     test_size : int or float, optional
@@ -173,6 +177,7 @@ def plan_benchmark(
     Returns
     -------
     BenchmarkPlan
+        The campaigns' sizes.
 
     Raises
     ------

@@ -35,6 +35,7 @@ class BenchmarkResult:
     Attributes
     ----------
     data : BenchmarkData
+        The dataset, its network and training settings (:func:`load_benchmark_data`).
     methods : list of str
     budgets : list of float
     rounds : list of dict
@@ -144,6 +145,7 @@ def run_benchmark(
     Parameters
     ----------
     data : BenchmarkData
+        The dataset, its network and training settings (:func:`load_benchmark_data`).
     methods : sequence of str
         Replay aliases; must include ``"retrain"``.
     budgets : sequence of float
@@ -155,6 +157,7 @@ def run_benchmark(
     test_size : int or float, optional
         Test-set size (:func:`~skcal.bench.plan.campaign_split`); by default the dataset's.
     device : str, default="cpu"
+        Where the networks train.
     progress : BenchmarkProgress, optional
         Progress bars; None shows none.
     pool_size : int, optional

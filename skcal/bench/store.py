@@ -127,10 +127,12 @@ class CampaignStore:
         Parameters
         ----------
         method : str
+            A method name, as ``--methods`` takes it.
 
         Returns
         -------
         dict
+            The run's configuration, less what ``method`` ignores.
         """
         replay, method_params = method_settings(method)
         strategy = REPLAY_STRATEGIES.get(replay)
@@ -161,11 +163,14 @@ class CampaignStore:
         Parameters
         ----------
         method : str
+            The campaign's method.
         seed : int
+            The campaign's seed.
 
         Returns
         -------
         Path
+            ``<folder>/<method>-seed<seed>.json``.
         """
         return self.folder / f"{method}-seed{seed}.json"
 
@@ -175,7 +180,9 @@ class CampaignStore:
         Parameters
         ----------
         method : str
+            The campaign's method.
         seed : int
+            The campaign's seed.
 
         Returns
         -------
@@ -225,7 +232,9 @@ class CampaignStore:
         Parameters
         ----------
         methods : sequence of str
+            The methods.
         seeds : int
+            Seeds per method, ``0 .. seeds - 1``.
 
         Returns
         -------
@@ -256,6 +265,7 @@ class CampaignStore:
         Returns
         -------
         Path
+            The campaign's file.
         """
         campaign = {**campaign, "format": CAMPAIGN_FORMAT, "config": self.config_for(campaign["method"])}
         path = self.path(campaign["method"], campaign["seed"])

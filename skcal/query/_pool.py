@@ -244,7 +244,7 @@ def pool_batches(net: ContinualActiveClassifier, X_pool: Any) -> Iterator[Any]:
 
 
 def pool_outputs(net: ContinualActiveClassifier, X_pool: Any, embeddings: bool = False) -> tuple:
-    """Class probabilities (and penultimate embeddings) for the whole pool, batch by batch.
+    """Return class probabilities (and penultimate embeddings) for the whole pool, batch by batch.
 
     Parameters
     ----------
@@ -258,8 +258,9 @@ def pool_outputs(net: ContinualActiveClassifier, X_pool: Any, embeddings: bool =
     Returns
     -------
     probabilities : torch.Tensor of shape (n_pool, n_classes)
+        The softmax of the logits, on the estimator's device.
     embeddings : torch.Tensor of shape (n_pool, n_dims) or None
-        On the estimator's device.
+        On the estimator's device; None unless ``embeddings=True``.
     """
     probabilities, vectors = [], []
     for X_batch in pool_batches(net, X_pool):

@@ -233,7 +233,7 @@ def _as_probability_samples(probabilities: Any) -> torch.Tensor:
 
 
 def mutual_information(probabilities: Any) -> np.ndarray:
-    """BALD's score: mutual information between a point's label and the model parameters.
+    """Return BALD's score: mutual information between a point's label and the model parameters.
 
     ``I[y; w | x] = H[mean_t p_t(y|x)] - mean_t H[p_t(y|x)]`` (Houlsby et al.
     2011; Gal et al. 2017), from ``T`` probability samples such as those of
@@ -248,6 +248,7 @@ def mutual_information(probabilities: Any) -> np.ndarray:
     Returns
     -------
     ndarray of float64, shape (n_points,)
+        The score of each point, in nats.
 
     Raises
     ------
@@ -352,7 +353,7 @@ def _batchbald_greedy(
 def batchbald_selection(
     probabilities: Any, n_instances: int = 1, n_configurations: int = 1000, random_state: Any = None
 ) -> np.ndarray:
-    """BatchBALD's greedy batch on given probability samples (your own MC dropout, ensembles...).
+    """Select BatchBALD's greedy batch on given probability samples (your own MC dropout, ensembles...).
 
     Picks points one at a time, each maximising the mutual information
     between the model parameters and the labels of the batch so far plus
@@ -414,7 +415,9 @@ def bald_sampling(
     classifier : ContinualActiveClassifier or a modAL learner wrapping one
         Its module needs a dropout layer.
     X_pool : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
+        The unlabelled pool.
     n_instances : int, default=1
+        Points to select.
     n_samples : int, default=20
         Stochastic forward passes per point (at least 2).
     random_state : int, RandomState instance or None, default=None
@@ -481,7 +484,9 @@ def batchbald_sampling(
     classifier : ContinualActiveClassifier or a modAL learner wrapping one
         Its module needs a dropout layer.
     X_pool : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
+        The unlabelled pool.
     n_instances : int, default=1
+        Points to select.
     n_samples : int, default=20
         Stochastic forward passes per point (at least 2).
     n_configurations : int, default=1000

@@ -57,8 +57,11 @@ def fass_sampling(
     Parameters
     ----------
     classifier : ContinualActiveClassifier or a modAL learner wrapping one
+        The network whose outputs score the pool.
     X_pool : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
+        The unlabelled pool.
     n_instances : int, default=1
+        Points to select.
     candidate_factor : float, default=5.0
         ``c >= 1``: the uncertain candidate set is ``c * n_instances`` points.
     sigma : float or None, default=None
@@ -99,8 +102,11 @@ def coreset_sampling(classifier: Any, X_pool: Any, n_instances: int = 1, X_label
     Parameters
     ----------
     classifier : ContinualActiveClassifier or a modAL learner wrapping one
+        The network whose outputs score the pool.
     X_pool : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
+        The unlabelled pool.
     n_instances : int, default=1
+        Points to select.
     X_labelled : optional
         The labelled set; by default the estimator's labelled history.
 
@@ -151,9 +157,13 @@ def badge_sampling(classifier: Any, X_pool: Any, n_instances: int = 1, random_st
     Parameters
     ----------
     classifier : ContinualActiveClassifier or a modAL learner wrapping one
+        The network whose outputs score the pool.
     X_pool : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
+        The unlabelled pool.
     n_instances : int, default=1
+        Points to select.
     random_state : int, RandomState instance or None, default=None
+        Seeds the random choices.
 
     Returns
     -------
@@ -198,7 +208,9 @@ def glister_sampling(
     classifier : ContinualActiveClassifier or a modAL learner wrapping one
         Its module must end with a ``torch.nn.Linear`` layer.
     X_pool : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
+        The unlabelled pool.
     n_instances : int, default=1
+        Points to select.
     X_val, y_val : labelled validation data
         A small held-out labelled set (required).
     learning_rate : float, default=0.1

@@ -24,7 +24,18 @@ from ._pool import check_outputs, check_pool, fitted_network, pool_batches, top_
 
 
 def entropy(probabilities: torch.Tensor) -> torch.Tensor:
-    """Entropy ``h(x) = -sum_k p_k log p_k`` of each row (section 3.1 of the paper)."""
+    """Return the entropy ``h(x) = -sum_k p_k log p_k`` of each row (section 3.1 of the paper).
+
+    Parameters
+    ----------
+    probabilities : torch.Tensor of shape (n_points, n_classes)
+        Each row a distribution over the classes.
+
+    Returns
+    -------
+    torch.Tensor of shape (n_points,)
+        The entropy of each row, in nats.
+    """
     return -(probabilities * torch.log(probabilities.clamp_min(1e-12))).sum(dim=1)
 
 
@@ -63,8 +74,11 @@ def entropy_sampling(classifier: Any, X_pool: Any, n_instances: int = 1) -> np.n
     Parameters
     ----------
     classifier : ContinualActiveClassifier, modAL learner, or classifier with ``predict_proba``
+        The model whose predictions score the pool.
     X_pool : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
+        The unlabelled pool.
     n_instances : int, default=1
+        Points to select.
 
     Returns
     -------
@@ -84,12 +98,16 @@ def margin_sampling(classifier: Any, X_pool: Any, n_instances: int = 1) -> np.nd
     Parameters
     ----------
     classifier : ContinualActiveClassifier, modAL learner, or classifier with ``predict_proba``
+        The model whose predictions score the pool.
     X_pool : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
+        The unlabelled pool.
     n_instances : int, default=1
+        Points to select.
 
     Returns
     -------
     ndarray of int
+        Pool row indices, most uncertain first.
     """
     X_pool, n_instances = check_pool(classifier, X_pool, n_instances)
     return top_k(_pool_scores(classifier, X_pool, margin, "margin_sampling"), n_instances)
@@ -101,12 +119,16 @@ def least_confidence_sampling(classifier: Any, X_pool: Any, n_instances: int = 1
     Parameters
     ----------
     classifier : ContinualActiveClassifier, modAL learner, or classifier with ``predict_proba``
+        The model whose predictions score the pool.
     X_pool : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
+        The unlabelled pool.
     n_instances : int, default=1
+        Points to select.
 
     Returns
     -------
     ndarray of int
+        Pool row indices, most uncertain first.
     """
     X_pool, n_instances = check_pool(classifier, X_pool, n_instances)
     return top_k(_pool_scores(classifier, X_pool, least_confidence, "least_confidence_sampling"), n_instances)
@@ -121,12 +143,16 @@ def random_sampling(classifier: Any, X_pool: Any, n_instances: int = 1, random_s
     classifier : any
         Ignored.
     X_pool : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
+        The unlabelled pool.
     n_instances : int, default=1
+        Points to select.
     random_state : int, RandomState instance or None, default=None
+        Seeds the random choices.
 
     Returns
     -------
     ndarray of int
+        Pool row indices, in the order drawn.
     """
     X_pool, n_instances = check_pool(classifier, X_pool, n_instances)
     return check_random_state(random_state).choice(n_samples(X_pool), n_instances, replace=False)

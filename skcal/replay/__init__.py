@@ -53,6 +53,7 @@ def make_strategy(replay: Any, params: dict | None = None) -> ReplayStrategy:
     Returns
     -------
     ReplayStrategy
+        A new strategy, its hyperparameters set and checked.
 
     Raises
     ------
@@ -99,6 +100,7 @@ def display_name(replay: Any) -> str:
     Returns
     -------
     str
+        The strategy's ``display_name``.
     """
     if isinstance(replay, str):
         strategy = REPLAY_STRATEGIES.get(replay.lower())

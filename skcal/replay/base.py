@@ -76,39 +76,123 @@ class Trainer(Protocol):
     reset_optimizer: bool
 
     def get_loss(self, y_pred: torch.Tensor, y_true: torch.Tensor, X: Any = None, training: bool = False) -> Any:
-        """Compute the criterion (skorch's ``get_loss``)."""
+        """Compute the criterion (skorch's ``get_loss``), the user's criterion and its weights included.
+
+        Parameters
+        ----------
+        y_pred : torch.Tensor
+            Module outputs (logits).
+        y_true : torch.Tensor
+            Encoded labels.
+        X : object, optional
+            The inputs, for criteria that use them.
+        training : bool, default=False
+            Whether the loss is for a training step.
+
+        Returns
+        -------
+        torch.Tensor
+            The loss, a scalar unless the criterion reduces otherwise.
+        """
 
     def infer(self, x: Any, **fit_params: Any) -> torch.Tensor:
-        """Run the module's forward pass (skorch's ``infer``)."""
+        """Run the module's forward pass (skorch's ``infer``).
+
+        Parameters
+        ----------
+        x : torch.Tensor or dict of torch.Tensor
+            A batch of inputs, on the training device.
+        **fit_params : dict
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        torch.Tensor
+            The module's outputs (logits).
+        """
 
     def supervised_step(self, batch: Any, **fit_params: Any) -> dict:
-        """Skorch's own training step on ``batch``, counted in the round."""
+        """Run skorch's own training step on ``batch``, counted in the round.
+
+        Parameters
+        ----------
+        batch : tuple
+            ``(X, y)`` from the training iterator.
+        **fit_params : dict
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        dict
+            ``loss`` and ``y_pred``, as skorch's ``train_step_single`` returns them.
+        """
 
     def backward(self, loss: torch.Tensor) -> None:
-        """Backpropagate a step's loss (through the accelerator, if there is one)."""
+        """Backpropagate a step's loss (through the accelerator, if there is one).
+
+        Parameters
+        ----------
+        loss : torch.Tensor
+            The scalar loss of the step.
+        """
 
     def autocast(self) -> Any:
-        """Return the context a step's forward pass and loss run in (mixed precision under an accelerator)."""
+        """Return the context a step's forward pass and loss run in (mixed precision under an accelerator).
+
+        Returns
+        -------
+        contextlib.AbstractContextManager
+            A context manager; a no-op without an accelerator.
+        """
 
     def unwrapped_module(self) -> torch.nn.Module:
-        """Return ``module_`` without an accelerator's wrappers, for computations local to this process."""
+        """Return ``module_`` without an accelerator's wrappers, for computations local to this process.
+
+        Returns
+        -------
+        torch.nn.Module
+            The network itself.
+        """
 
     def initialize_optimizer(self) -> Any:
-        """Build a fresh optimizer (skorch's ``initialize_optimizer``)."""
+        """Build a fresh optimizer (skorch's ``initialize_optimizer``).
+
+        Returns
+        -------
+        Trainer
+            The estimator itself.
+        """
 
     def reinitialize_module(self) -> None:
-        """Fresh random weights, criterion and optimizer."""
+        """Draw fresh random weights, and build a fresh criterion and optimizer."""
 
     def count_samples(self, forwarded: int = 0, backpropagated: int = 0) -> None:
-        """Add work done outside the training step (candidate scoring) to the round's record."""
+        """Add work done outside the training step (candidate scoring) to the round's record.
+
+        Parameters
+        ----------
+        forwarded : int, default=0
+            Samples passed forward.
+        backpropagated : int, default=0
+            Samples whose loss was backpropagated.
+        """
 
     def training_batch_size(self) -> int:
-        """``m``, the size of a minibatch of new points."""
+        """Return ``m``, the size of a minibatch of new points.
+
+        Returns
+        -------
+        int
+            The per-process training batch size.
+        """
 
 
 @dataclass(frozen=True)
 class ReplayDraw:
     """One minibatch's request for a replay batch ``B_replay``.
+
+    Built by :meth:`ReplayStrategy.train_step` for every minibatch and
+    passed to :meth:`ReplayStrategy.select_replay`.
 
     Attributes
     ----------
@@ -204,7 +288,16 @@ class ReplayStrategy(BaseEstimator):
 
     # -- how the round trains ----------------------------------------------
     def prepare_model(self, net: Trainer) -> None:
-        """Reset what the round starts without: a fresh optimizer if ``reset_optimizer``."""
+        """Reset what the round starts without: a fresh optimizer if ``reset_optimizer``.
+
+        Called first, before the round trains (and before a ``plasticity``
+        remedy changes the kept weights).
+
+        Parameters
+        ----------
+        net : Trainer
+            The estimator being trained.
+        """
         if net.reset_optimizer:
             net.initialize_optimizer()
 
@@ -214,23 +307,82 @@ class ReplayStrategy(BaseEstimator):
         With the points the previous round held out of its training as its
         stop set (:attr:`LabelledHistory.deferred`), after them: they train
         here, one round late.
+
+        Parameters
+        ----------
+        history : LabelledHistory
+            The history, the round's new points staged in it.
+
+        Returns
+        -------
+        X : torch.Tensor, dict of torch.Tensor or scipy.sparse.csr_matrix
+            The features an epoch passes over.
+        y : torch.Tensor
+            Their encoded labels.
         """
         return history.new_points()
 
     def n_epochs(self, net: Trainer) -> int:
-        """Epochs of the round: ``round_epochs``, or at most ``max_epochs`` when it is ``"auto"``."""
+        """Return the epochs of the round: ``round_epochs``, or at most ``max_epochs`` when it is ``"auto"``.
+
+        Parameters
+        ----------
+        net : Trainer
+            The estimator being trained.
+
+        Returns
+        -------
+        int
+            The most epochs the round trains.
+        """
         return net.max_epochs if net.round_epochs == "auto" else net.round_epochs
 
     def stops_automatically(self, net: Trainer) -> bool:
-        """Whether :class:`~skcal.callbacks.AutoRoundStop` decides the round's length (``round_epochs="auto"``)."""
+        """Say whether :class:`~skcal.callbacks.AutoRoundStop` decides the round's length (``round_epochs="auto"``).
+
+        Parameters
+        ----------
+        net : Trainer
+            The estimator being trained.
+
+        Returns
+        -------
+        bool
+            True when ``round_epochs="auto"``.
+        """
         return net.round_epochs == "auto"
 
     def stop_accuracy(self, net: Trainer) -> float | None:
-        """Return the training accuracy that ends the round early: None, replay rounds run every epoch."""
+        """Return the training accuracy that ends the round early: None, replay rounds run every epoch.
+
+        Parameters
+        ----------
+        net : Trainer
+            The estimator being trained.
+
+        Returns
+        -------
+        float or None
+            An epoch's training accuracy at which the round stops, or None.
+        """
         return None
 
     def learning_rate_factor(self, net: Trainer) -> float:
-        """``(m + m') / m`` with ``scale_lr`` (the reference code's rule for SGD), else 1."""
+        """Return ``(m + m') / m`` with ``scale_lr`` (the reference code's rule for SGD), else 1.
+
+        The optimizer's learning rates are multiplied by it for the round,
+        and put back after.
+
+        Parameters
+        ----------
+        net : Trainer
+            The estimator being trained.
+
+        Returns
+        -------
+        float
+            The factor.
+        """
         if not (net.scale_lr and self.replays):
             return 1.0
         m = net.training_batch_size()
@@ -250,7 +402,15 @@ class ReplayStrategy(BaseEstimator):
         """
 
     def update_memory(self, history: LabelledHistory, rng: np.random.Generator) -> None:
-        """After the round's points are committed, bound the replay memory if ``memory_size`` is set."""
+        """After the round's points are committed, bound the replay memory if ``memory_size`` is set.
+
+        Parameters
+        ----------
+        history : LabelledHistory
+            The history, the round's points committed.
+        rng : numpy.random.Generator
+            The round's generator for the memory's random choices.
+        """
         history.retain(self.memory_size, self.retention, rng)
 
     def train_step(self, net: Trainer, batch: Any, **fit_params: Any) -> dict:
@@ -392,26 +552,95 @@ class LabelledSetTraining(ReplayStrategy):
         pass
 
     def update_memory(self, history: LabelledHistory, rng: np.random.Generator) -> None:
-        """Leave the replay memory as it is: its policy belongs to the replay rounds."""
+        """Leave the replay memory as it is: its policy belongs to the replay rounds.
+
+        Parameters
+        ----------
+        history : LabelledHistory
+            The history, the round's points committed.
+        rng : numpy.random.Generator
+            Unused.
+        """
 
     def training_data(self, history: LabelledHistory) -> tuple[Any, torch.Tensor]:
-        """Every labelled point: the history and the round's new points."""
+        """Return every labelled point: the history and the round's new points.
+
+        Parameters
+        ----------
+        history : LabelledHistory
+            The history, the round's new points staged in it.
+
+        Returns
+        -------
+        X : torch.Tensor, dict of torch.Tensor or scipy.sparse.csr_matrix
+            Every labelled point's features.
+        y : torch.Tensor
+            Their encoded labels.
+        """
         return history.labelled_X, history.labelled_y
 
     def n_epochs(self, net: Trainer) -> int:
-        """``max_epochs``."""
+        """Return ``max_epochs``.
+
+        Parameters
+        ----------
+        net : Trainer
+            The estimator being trained.
+
+        Returns
+        -------
+        int
+            The most epochs the round trains.
+        """
         return net.max_epochs
 
     def stop_accuracy(self, net: Trainer) -> float | None:
-        """``train_accuracy_stop``."""
+        """Return ``train_accuracy_stop``.
+
+        Parameters
+        ----------
+        net : Trainer
+            The estimator being trained.
+
+        Returns
+        -------
+        float or None
+            The training accuracy at which the round stops, or None.
+        """
         return net.train_accuracy_stop
 
     def stops_automatically(self, net: Trainer) -> bool:
-        """Never: these rounds stop on ``train_accuracy_stop`` or ``max_epochs``."""
+        """Say no: these rounds stop on ``train_accuracy_stop`` or ``max_epochs``.
+
+        Parameters
+        ----------
+        net : Trainer
+            The estimator being trained.
+
+        Returns
+        -------
+        bool
+            False.
+        """
         return False
 
     def train_step(self, net: Trainer, batch: Any, **fit_params: Any) -> dict:
-        """Skorch's own training step."""
+        """Run skorch's own training step.
+
+        Parameters
+        ----------
+        net : Trainer
+            The estimator being trained.
+        batch : tuple
+            ``(X, y)`` from the training iterator.
+        **fit_params : dict
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        dict
+            ``loss`` and ``y_pred``, as skorch expects.
+        """
         return net.supervised_step(batch, **fit_params)
 
 
@@ -430,7 +659,17 @@ class CandidateReplay(ReplayStrategy):
     }
 
     def begin_round(self, net: Trainer, history: LabelledHistory, n_new: int) -> None:
-        """Warn when ``n_candidates`` leaves nothing to choose: the method would replay at random, as ER."""
+        """Warn when ``n_candidates`` leaves nothing to choose: the method would replay at random, as ER.
+
+        Parameters
+        ----------
+        net : Trainer
+            The estimator being trained.
+        history : LabelledHistory
+            The committed history ``D_{1:t-1}``.
+        n_new : int
+            Number of newly labelled points ``|D_t|``.
+        """
         super().begin_round(net, history, n_new)
         if int(self.n_candidates) <= net.round_.replay_size < len(history):
             warnings.warn(
@@ -442,7 +681,20 @@ class CandidateReplay(ReplayStrategy):
             )
 
     def select_replay(self, net: Trainer, draw: ReplayDraw) -> torch.Tensor:
-        """Draw the candidates and return the ``draw.size`` that :meth:`choose` picks."""
+        """Draw the candidates and return the ``draw.size`` that :meth:`choose` picks.
+
+        Parameters
+        ----------
+        net : Trainer
+            The estimator being trained.
+        draw : ReplayDraw
+            The current minibatch, the history, the replay size and the round's generator.
+
+        Returns
+        -------
+        torch.Tensor
+            History positions of the replay batch.
+        """
         balanced = self.sampling == "class_balanced"
         candidates = draw.history.sample(max(int(self.n_candidates), draw.size), draw.rng, balanced=balanced)
         if len(candidates) <= draw.size:
@@ -464,5 +716,6 @@ class CandidateReplay(ReplayStrategy):
         Returns
         -------
         torch.Tensor
+            Positions within ``candidates``, ``draw.size`` of them.
         """
         raise NotImplementedError

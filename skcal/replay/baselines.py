@@ -26,7 +26,13 @@ class SeedRound(LabelledSetTraining):
         self.reinitialize = reinitialize
 
     def prepare_model(self, net: Trainer) -> None:
-        """Initialise every component, or only the optimizer when keeping the weights."""
+        """Initialise every component, or only the optimizer when keeping the weights.
+
+        Parameters
+        ----------
+        net : Trainer
+            The estimator being trained.
+        """
         if self.reinitialize:
             net.initialize()
         else:
@@ -45,7 +51,13 @@ class Retrain(LabelledSetTraining):
     keeps_weights = False
 
     def prepare_model(self, net: Trainer) -> None:
-        """Fresh random weights, criterion and optimizer."""
+        """Draw fresh random weights, and build a fresh criterion and optimizer.
+
+        Parameters
+        ----------
+        net : Trainer
+            The estimator being trained.
+        """
         net.reinitialize_module()
 
 
@@ -61,6 +73,15 @@ class FineTune(ReplayStrategy):
 
     The forgetting baseline of the paper's Figure 1: the loss is the
     cross-entropy on the current minibatch, ``L_c``.
+
+    Parameters
+    ----------
+    sampling : {"uniform", "class_balanced"}, default="uniform"
+        How replay batches (and candidates) are drawn; see :class:`~skcal.replay.ReplayStrategy`.
+    memory_size : int or None, default=None
+        Bound the replay memory to this many points; None keeps every point.
+    retention : {"reservoir", "class_balanced"}, default="reservoir"
+        Which points a bounded memory keeps.
     """
 
     name = "finetune"

@@ -36,8 +36,12 @@ class DarkExperienceReplay(ReplayStrategy):
         Weight of the logit-distillation term (appendix A.2 uses 0.1 or 0.25).
     beta : float, default=1.0
         Weight of the classification loss on replayed points (A.2: 1 or 0.75).
-    sampling, memory_size, retention
-        The replay memory: see :class:`~skcal.replay.ReplayStrategy`.
+    sampling : {"uniform", "class_balanced"}, default="uniform"
+        How replay batches (and candidates) are drawn; see :class:`~skcal.replay.ReplayStrategy`.
+    memory_size : int or None, default=None
+        Bound the replay memory to this many points; None keeps every point.
+    retention : {"reservoir", "class_balanced"}, default="reservoir"
+        Which points a bounded memory keeps.
     """
 
     name = "der"
@@ -63,6 +67,23 @@ class DarkExperienceReplay(ReplayStrategy):
     def loss_with_replay(
         self, net: Trainer, current: torch.Tensor, replay_pred: torch.Tensor, replay: ReplayBatch
     ) -> torch.Tensor:
-        """Equation (2): ``L_c + alpha * ||g(x') - z'||^2 + beta * l(y', f(x'))``."""
+        """Return equation (2): ``L_c + alpha * ||g(x') - z'||^2 + beta * l(y', f(x'))``.
+
+        Parameters
+        ----------
+        net : Trainer
+            The estimator; ``net.get_loss`` is the criterion.
+        current : torch.Tensor
+            ``L_c``, the criterion on the current minibatch.
+        replay_pred : torch.Tensor
+            Module outputs on the replay batch, ``g(x')``.
+        replay : ReplayBatch
+            The replayed points: labels ``y'`` and stored logits ``z'``.
+
+        Returns
+        -------
+        torch.Tensor
+            A scalar loss.
+        """
         distillation = logit_distance(replay_pred, replay.logits)
         return current + self.alpha * distillation + self.beta * net.get_loss(replay_pred, replay.y, training=True)

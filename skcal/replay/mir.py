@@ -99,8 +99,12 @@ class MaximallyInterferedRetrieval(CandidateReplay, ExperienceReplay):
     virtual_lr : float or None, default=None
         None previews the optimizer's own step; a number takes the MIR
         paper's plain SGD step ``theta - virtual_lr * grad L_c`` instead.
-    sampling, memory_size, retention
-        The replay memory: see :class:`~skcal.replay.ReplayStrategy`.
+    sampling : {"uniform", "class_balanced"}, default="uniform"
+        How replay batches (and candidates) are drawn; see :class:`~skcal.replay.ReplayStrategy`.
+    memory_size : int or None, default=None
+        Bound the replay memory to this many points; None keeps every point.
+    retention : {"reservoir", "class_balanced"}, default="reservoir"
+        Which points a bounded memory keeps.
     """
 
     name = "mir"
@@ -126,7 +130,22 @@ class MaximallyInterferedRetrieval(CandidateReplay, ExperienceReplay):
         self.virtual_lr = virtual_lr
 
     def choose(self, net: Trainer, draw: ReplayDraw, candidates: ReplayBatch) -> torch.Tensor:
-        """Keep the ``draw.size`` most interfered candidates (or sample by softmax of the scores)."""
+        """Keep the ``draw.size`` most interfered candidates (or sample by softmax of the scores).
+
+        Parameters
+        ----------
+        net : Trainer
+            The estimator being trained.
+        draw : ReplayDraw
+            The current minibatch, replay size and the round's generator.
+        candidates : ReplayBatch
+            The randomly drawn history points.
+
+        Returns
+        -------
+        torch.Tensor
+            Positions within ``candidates``, ``draw.size`` of them.
+        """
         scores = self.interference(net, draw.X_current, draw.y_current, candidates)
         if self.selection == "top":
             return scores.topk(draw.size).indices.cpu()

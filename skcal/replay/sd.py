@@ -66,8 +66,12 @@ class ScaledDistillation(ReplayStrategy):
     kl : {"true", "reference"}, default="true"
         ``"reference"`` reproduces the authors' mis-specified ``kl_div`` call
         for comparison; see :func:`distillation_kl`.
-    sampling, memory_size, retention
-        The replay memory: see :class:`~skcal.replay.ReplayStrategy`.
+    sampling : {"uniform", "class_balanced"}, default="uniform"
+        How replay batches (and candidates) are drawn; see :class:`~skcal.replay.ReplayStrategy`.
+    memory_size : int or None, default=None
+        Bound the replay memory to this many points; None keeps every point.
+    retention : {"reservoir", "class_balanced"}, default="reservoir"
+        Which points a bounded memory keeps.
 
     Attributes
     ----------
@@ -96,13 +100,40 @@ class ScaledDistillation(ReplayStrategy):
         self.kl = kl
 
     def begin_round(self, net: Trainer, history: LabelledHistory, n_new: int) -> None:
-        """Compute ``lambda_t`` (equation (5)) from the history and new-point counts."""
+        """Compute ``lambda_t`` (equation (5)) from the history and new-point counts.
+
+        Parameters
+        ----------
+        net : Trainer
+            The estimator being trained.
+        history : LabelledHistory
+            The committed history ``D_{1:t-1}``.
+        n_new : int
+            Number of newly labelled points ``|D_t|``.
+        """
         self.lambda_t_ = plasticity(len(history), n_new)
 
     def loss_with_replay(
         self, net: Trainer, current: torch.Tensor, replay_pred: torch.Tensor, replay: ReplayBatch
     ) -> torch.Tensor:
-        """Equations (3)-(4): ``lambda_t L_c + (1 - lambda_t) L_replay``."""
+        """Return equations (3)-(4): ``lambda_t L_c + (1 - lambda_t) L_replay``.
+
+        Parameters
+        ----------
+        net : Trainer
+            The estimator; ``net.get_loss`` is the criterion.
+        current : torch.Tensor
+            ``L_c``, the criterion on the current minibatch.
+        replay_pred : torch.Tensor
+            Module outputs on the replay batch, ``g(x')``.
+        replay : ReplayBatch
+            The replayed points: labels ``y'`` and stored logits ``z'``.
+
+        Returns
+        -------
+        torch.Tensor
+            A scalar loss.
+        """
         distillation = distillation_kl(replay_pred, replay.logits, self.kl)
         classification = net.get_loss(replay_pred, replay.y, training=True)
         replay_loss = self.alpha * distillation + (1 - self.alpha) * classification

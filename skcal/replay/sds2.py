@@ -45,8 +45,12 @@ class SubmodularScaledDistillation(CandidateReplay, ScaledDistillation):
     embedding : {"penultimate", "logits"}, default="penultimate"
         ``z``: the paper's penultimate representation, or the logits the
         reference code uses.
-    sampling, memory_size, retention
-        The replay memory: see :class:`~skcal.replay.ReplayStrategy`.
+    sampling : {"uniform", "class_balanced"}, default="uniform"
+        How replay batches (and candidates) are drawn; see :class:`~skcal.replay.ReplayStrategy`.
+    memory_size : int or None, default=None
+        Bound the replay memory to this many points; None keeps every point.
+    retention : {"reservoir", "class_balanced"}, default="reservoir"
+        Which points a bounded memory keeps.
     """
 
     name = "sds2"
@@ -78,7 +82,22 @@ class SubmodularScaledDistillation(CandidateReplay, ScaledDistillation):
         self.embedding = embedding
 
     def choose(self, net: Trainer, draw: ReplayDraw, candidates: ReplayBatch) -> torch.Tensor:
-        """Greedily maximise equation (6) over the candidates, scored in eval mode."""
+        """Greedily maximise equation (6) over the candidates, scored in eval mode.
+
+        Parameters
+        ----------
+        net : Trainer
+            The estimator being trained.
+        draw : ReplayDraw
+            The current minibatch, replay size and the round's generator.
+        candidates : ReplayBatch
+            The randomly drawn history points.
+
+        Returns
+        -------
+        torch.Tensor
+            Positions within ``candidates``, ``draw.size`` of them.
+        """
         module = net.unwrapped_module()
         was_training = module.training
         module.eval()

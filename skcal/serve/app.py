@@ -91,10 +91,12 @@ class Credentials:
         Parameters
         ----------
         authorization : str or None
+            The request's ``Authorization`` header, if any.
 
         Returns
         -------
         bool
+            True if it carries a valid credential, or none is required.
         """
         if not self.required:
             return True
@@ -142,6 +144,7 @@ def create_app(
     Parameters
     ----------
     backend : LabelStudioBackend
+        What answers the routes.
     credentials : Credentials, optional
         Required on every route but ``/`` and ``/health``.
     body_timeout : float, default=30

@@ -102,6 +102,7 @@ class LabelStudioBackend:
         A failed round is retried this long after; each further failure in a
         row doubles the wait, up to ``max_retry_seconds``.
     max_retry_seconds : float, default=300
+        The longest wait between retries.
     predict_batch : int, default=256
         Tasks loaded and predicted at a time; larger requests run one at a time.
     fetch_workers : int, default=8
@@ -319,6 +320,8 @@ class LabelStudioBackend:
         Returns
         -------
         dict
+            The JSON answer: ``status``, ``ready``, ``rounds``, ``labelled``,
+            ``training``, ``pending``, ``last_error``, faults, memory and more.
         """
         campaign = self.campaign
         with self.worker.condition:
@@ -365,6 +368,7 @@ class LabelStudioBackend:
         Parameters
         ----------
         body : dict
+            The request's JSON (Label Studio's ``schema``, ``project``, ...).
 
         Returns
         -------
@@ -391,6 +395,7 @@ class LabelStudioBackend:
         Parameters
         ----------
         body : dict
+            The request's JSON: ``tasks``, and the project's labelling config.
 
         Returns
         -------
@@ -431,6 +436,7 @@ class LabelStudioBackend:
         Parameters
         ----------
         body : dict
+            The event's JSON (``action``, ``annotation``, ``task``, ...).
 
         Returns
         -------
@@ -593,6 +599,7 @@ class LabelStudioBackend:
         Parameters
         ----------
         timeout : float, default=120
+            Seconds to wait at most.
 
         Returns
         -------

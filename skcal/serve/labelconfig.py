@@ -68,6 +68,7 @@ class LabellingConfig:
         Returns
         -------
         dict
+            The fields, the XML left out.
         """
         return {
             "control": self.control,
@@ -96,6 +97,7 @@ def parse_labelling_config(xml: str, control: str | None = None) -> LabellingCon
     Returns
     -------
     LabellingConfig
+        What the backend needs of the config.
 
     Raises
     ------

@@ -76,6 +76,7 @@ class ProtocolError(Exception):
         the backend's state, 503 when no model can answer yet, 507 when the
         state folder cannot be written.
     message : str
+        Why, for the response's body.
     headers : dict, optional
         Extra response headers (``Retry-After``).
     """

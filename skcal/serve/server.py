@@ -108,19 +108,28 @@ def make_backend(
     Parameters
     ----------
     state_dir : str or Path
+        The folder of the journal of annotations and the checkpointed
+        campaign; a restart on it resumes.
     factory : str or callable, default="auto"
         See :func:`skcal.serve.factories.resolve_factory`.
     train_every : int, default=10
+        New labels per CAL round (the first round is the seed round).
     uncertainty : {"confidence", "margin", "entropy"}, default="confidence"
+        The score each prediction carries: the highest probability or the
+        margin (sort ascending for uncertainty sampling), or the normalised
+        entropy (sort descending).
     control : str, optional
+        The ``<Choices>`` control to answer; by default the first.
     label_studio_url, label_studio_token : str, optional
         The Label Studio server and an API token (personal access token or
         legacy token), for images stored there and refreshing predictions.
     refresh_predictions : bool, default=True
+        With ``label_studio_url``: ask Label Studio to retrieve predictions after each round.
 
     Returns
     -------
     LabelStudioBackend
+        The backend, ready to serve.
     """
     client = None
     if label_studio_url:
@@ -262,12 +271,17 @@ def serve(
     Parameters
     ----------
     backend : LabelStudioBackend
+        What answers the routes (:func:`make_backend`).
     host : str, default="127.0.0.1"
+        The address to listen on.
     port : int, default=9090
         Label Studio's usual ML-backend port.
     credentials : Credentials, optional
+        Required on every route but ``/`` and ``/health``; None requires none.
     log_level : str, default="info"
+        ``"debug"``, ``"info"``, ``"warning"`` or ``"error"``.
     limits : ServerLimits, optional
+        Connection, body and rate limits; None uses the defaults.
 
     Returns
     -------

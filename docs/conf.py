@@ -102,6 +102,16 @@ def _resolve_by_suffix(app, env, node, contnode):
     return None
 
 
+def _results_are_orphans(app, docname, source):
+    """Mark the pages under ``results/`` (tables, notes) orphans: results/README links them, no toctree lists them."""
+    if docname.startswith("results/") and docname != "results/README":
+        text = source[0]
+        if text.startswith("---\n"):  # MyST front matter already: add to it
+            source[0] = "---\norphan: true\n" + text[4:]
+        else:
+            source[0] = "---\norphan: true\n---\n" + text
+
+
 def write_api_pages() -> None:
     """Write ``api/<module>.rst`` for every page :mod:`apiref` lists (only the files whose text changed)."""
     folder = DOCS / "api"
@@ -173,6 +183,7 @@ html_show_sourcelink = False
 
 
 def setup(app):
-    """Register the member filter and the reference resolver."""
+    """Register the member filter, the reference resolver and the results pages' orphan mark."""
     app.connect("autodoc-skip-member", _skip_member)
     app.connect("missing-reference", _resolve_by_suffix)
+    app.connect("source-read", _results_are_orphans)

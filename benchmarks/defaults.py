@@ -247,6 +247,8 @@ def heldout(args, out: Path, progress) -> None:
         "AL w/ WS": ("warmstart", {}),
         "AL w/ WS + SP": ("warmstart", WARM_START_SP),
     }
+    if args.settings:  # e.g. the cheap settings first
+        settings = {name: settings[name] for name in args.settings.split(",")}
     report = {}
     for problem, (data, budgets) in problems("heldout", args.problems and args.problems.split(",")).items():
         reuse = [Path(args.reuse) / problem / "campaigns"] if args.reuse else []
@@ -310,7 +312,9 @@ def main() -> None:
     parser.add_argument("--reuse", default=None, help="a results folder whose <dataset>/campaigns hold AL campaigns")
     parser.add_argument("--out", default="docs/results/defaults")
     parser.add_argument("--problems", help="only these problems (comma-separated), e.g. to try the script")
-    parser.add_argument("--settings", help="only these design settings (comma-separated)")
+    parser.add_argument(
+        "--settings", help="only these settings, comma-separated (design: grid names; heldout: default, AL w/ WS, ...)"
+    )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -17,8 +17,6 @@ never imports it otherwise.
 
 from __future__ import annotations
 
-import copy
-import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from numbers import Integral, Real
@@ -29,21 +27,21 @@ import torch
 from sklearn.utils import check_random_state
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring, EpochTimer, PassthroughScoring
-from skorch.dataset import Dataset, unpack_data
+from skorch.dataset import unpack_data
 from skorch.utils import is_dataset
-from torch.utils.data import DataLoader, Subset
 
+from .batching import Batching
 from .callbacks import HeldOutRoundStop, QuietPrintLog, TrainAccuracyStop
 from .checkpoint import CampaignState
 from .history import LabelledHistory
+from .initialisation import NetworkInitialisation
 from .labels import LabelChanges
 from .plasticity import Plasticity, make_plasticity
 from .processes import SINGLE_PROCESS, AcceleratorProcesses, Processes
 from .replay import ReplayStrategy, SeedRound, make_strategy
 from .round import Round, RoundStopped
 from .snapshot import EstimatorSnapshot
-from .utils.data import BatchedDataset, BatchIterator, ValidatedFeatures, collate_batch, is_batched_dataset
-from .utils.network import reset_parameters, sizes_from_data
+from .utils.data import ValidatedFeatures
 from .utils.params import Interval, InvalidParameterError, Options, RealNotInt, StrOptions, check_parameters
 from .utils.validation import (
     LabelledBatch,
@@ -84,7 +82,7 @@ def _accuracy_on_encoded(net: ContinualActiveClassifier, X: Any, y: Any) -> floa
     return float(np.mean(predicted == np.asarray(y)))
 
 
-class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier):
+class ContinualActiveClassifier(CampaignState, LabelChanges, NetworkInitialisation, Batching, NeuralNetClassifier):
     """A skorch classifier whose ``partial_fit`` performs one Continual Active Learning round.
 
     ``fit(X, y)`` trains from scratch on the seed set (Algorithm 1, lines 3-6)
@@ -356,189 +354,6 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
                 self._params_to_validate.add(key)
         return self
 
-    def initialize_module(self) -> ContinualActiveClassifier:
-        """Initialise the module, filling in ``n_features`` and ``n_classes`` from the data.
-
-        When the module is a class (or factory) whose signature takes
-        ``n_features``, ``in_channels`` or ``n_classes`` and they were not set
-        as ``module__*`` parameters, the seed round's feature width, image
-        channels and label count are passed, so
-        ``ContinualActiveClassifier(skcal.models.MLP)`` needs no sizes. A
-        module instance gets fresh weights unless ``warm_start=True``.
-
-        Returns
-        -------
-        self
-            The estimator itself, ``module_`` set.
-        """
-        module = self.initialized_instance(self.module, self._module_kwargs())
-        if module is self.module and not self.warm_start:
-            self._reset_instance(module)
-        self.module_ = module
-        return self
-
-    def _module_kwargs(self) -> dict:
-        """Return the ``module__*`` parameters, with the sizes a module class takes filled in from the data."""
-        kwargs = self.get_params_for("module")
-        history = getattr(self, "labelled_history_", None)
-        if callable(self.module) and not isinstance(self.module, torch.nn.Module) and history is not None:
-            n_classes = len(self.fitted_classes_) if hasattr(self, "fitted_classes_") else None
-            kwargs = {**sizes_from_data(self.module, history.feature_shape, n_classes), **kwargs}
-        return kwargs
-
-    def fresh_module(self) -> tuple[torch.nn.Module, list[str]]:
-        """Return a freshly initialised copy of the network, and the parameters that copy could not re-draw.
-
-        A module class is built again, as :meth:`initialize_module` builds it;
-        an instance (or a class whose new build differs in shape from the
-        current network, as after ``grow_output``) is deep-copied and every
-        submodule's ``reset_parameters()`` called. Weights are drawn from
-        torch's current random state; the network itself is not touched.
-        Plasticity remedies (:mod:`skcal.plasticity`) draw from it.
-
-        Returns
-        -------
-        module : torch.nn.Module
-            On the CPU or the network's device.
-        not_redrawn : list of str
-            Parameters and buffers of submodules without ``reset_parameters``
-            (they hold copies of the current values).
-        """
-        current = self.unwrapped_module()
-        if callable(self.module) and not isinstance(self.module, torch.nn.Module):
-            fresh = self.initialized_instance(self.module, self._module_kwargs())
-            shapes = {name: value.shape for name, value in current.state_dict().items()}
-            if {name: value.shape for name, value in fresh.state_dict().items()} == shapes:
-                return fresh, []
-        fresh = copy.deepcopy(current)
-        return fresh, reset_parameters(fresh)
-
-    @staticmethod
-    def _reset_instance(module: torch.nn.Module) -> None:
-        missed = reset_parameters(module)
-        if missed:
-            warnings.warn(
-                f"The module instance's parameters or buffers {missed[:5]} belong to submodules without "
-                "reset_parameters(), so a new campaign cannot re-initialise them and they keep their "
-                "current (possibly trained) values. Pass the module's class instead of an instance.",
-                UserWarning,
-                stacklevel=4,
-            )
-
-    def get_dataset(self, X: Any, y: Any = None) -> Any:
-        """Wrap ``X`` in a :class:`~skcal.utils.data.BatchedDataset` (one gather per batch).
-
-        A ``Dataset`` passed as ``X``, or a custom ``dataset=`` parameter, is
-        used as skorch would.
-
-        Parameters
-        ----------
-        X : array-like, torch.Tensor, scipy.sparse matrix, dict of arrays or Dataset
-            The features.
-        y : array-like or None, default=None
-            The encoded labels.
-
-        Returns
-        -------
-        torch.utils.data.Dataset
-            The dataset the iterators draw batches from.
-        """
-        if is_dataset(X) or self.dataset is not Dataset:
-            return super().get_dataset(X, y)
-        return BatchedDataset(X, y)
-
-    def get_split_datasets(self, X: Any, y: Any = None, **fit_params: Any) -> tuple:
-        """Hold a round's stop set out of its training data (skorch's ``train_split`` hook).
-
-        In a round whose length is decided on held-out evidence
-        (``round_epochs="auto"``), :meth:`~skcal.round.Round.split_stop_set`
-        chooses the stop set, which becomes ``round_.stop_set`` for the
-        stopping rule (:class:`~skcal.callbacks.HeldOutRoundStop`) to score;
-        skorch gets no validation set, so it runs no validation pass.
-        Otherwise skorch's ``train_split`` applies (None by default: no split).
-
-        Parameters
-        ----------
-        X : array-like, torch.Tensor, scipy.sparse matrix or dict of arrays
-            The round's training features.
-        y : array-like or None, default=None
-            Their encoded labels.
-        **fit_params : dict
-            Passed to ``train_split``.
-
-        Returns
-        -------
-        dataset_train : torch.utils.data.Dataset
-            What the round trains on.
-        dataset_valid : torch.utils.data.Dataset or None
-            Skorch's validation set; None in a round that holds out a stop set.
-        """
-        round_ = self.round_
-        if round_ is None or round_.stop_split is None:
-            return super().get_split_datasets(X, y, **fit_params)
-        dataset = self.get_dataset(X, y)
-        train, held_out = round_.split_stop_set(y)
-        if len(held_out):
-            round_.stop_set, round_.stop_labels = Subset(dataset, held_out), torch.as_tensor(y)[held_out]
-            round_.held_out = held_out
-        return Subset(dataset, train), None
-
-    def evaluation_step(self, batch: Any, training: bool = False) -> Any:
-        """Run skorch's evaluation step; during a round its samples count as forwarded (the stop set's scoring).
-
-        Parameters
-        ----------
-        batch : tuple
-            ``(X, y)`` from an iterator.
-        training : bool, default=False
-            Whether the module is put in training mode.
-
-        Returns
-        -------
-        torch.Tensor
-            The module's outputs on the batch.
-        """
-        y_pred = super().evaluation_step(batch, training=training)
-        if self.round_ is not None:
-            self.round_.count(forwarded=len(y_pred))
-        return y_pred
-
-    def get_iterator(self, dataset: Any, training: bool = False) -> Any:
-        """Build skorch's iterator, with one-gather batches and the round's seeded shuffle.
-
-        Parameters
-        ----------
-        dataset : torch.utils.data.Dataset
-            The data to iterate over.
-        training : bool, default=False
-            Whether this is the training iterator (``iterator_train__*``
-            parameters, shuffled under the round's generator) or not
-            (``iterator_valid__*``).
-
-        Returns
-        -------
-        iterable
-            Batches of ``(X, y)``.
-        """
-        prefix = "iterator_train" if training else "iterator_valid"
-        iterator = getattr(self, prefix)
-        kwargs = self.get_params_for(prefix)
-        kwargs.setdefault("batch_size", self.batch_size)
-        if kwargs["batch_size"] == -1:
-            kwargs["batch_size"] = len(dataset)
-        if iterator is DataLoader:
-            if training and kwargs.get("shuffle") and self.round_ is not None:
-                kwargs.setdefault("generator", self.round_.shuffle_generator)
-            if is_batched_dataset(dataset):
-                # an accelerator shards DataLoaders only: it would give every process every batch of a BatchIterator
-                if set(kwargs) <= BatchIterator.accepted and not self.processes().shards_data_loaders:
-                    return BatchIterator(dataset, **kwargs)
-                kwargs.setdefault("collate_fn", collate_batch)
-            # A DataLoader without a generator draws its base seed from torch's
-            # global RNG, so plain prediction would perturb the user's seed.
-            kwargs.setdefault("generator", torch.Generator())
-        return iterator(dataset, **kwargs)
-
     def infer(self, x: Any, **fit_params: Any) -> Any:
         """Run skorch's forward step, checking the module returns one logit per class.
 
@@ -777,16 +592,6 @@ class ContinualActiveClassifier(CampaignState, LabelChanges, NeuralNetClassifier
         if self.round_ is not None:
             return self.round_.batch_size
         return self.get_params_for("iterator_train").get("batch_size", self.batch_size)
-
-    def reinitialize_module(self) -> None:
-        """Draw fresh random weights (a new module, or reset parameters of an instance); new criterion and optimizer."""
-        previous = self.module_
-        self.initialize_module()
-        if self.module_ is previous:  # an instance kept with warm_start=True: standard AL still starts afresh
-            self._reset_instance(self.module_)
-        self._widen_output_to_classes()
-        self.initialize_criterion()
-        self.initialize_optimizer()
 
     # -- public API --------------------------------------------------------
     def check_params(self) -> None:

@@ -255,8 +255,8 @@ def published_fashion_mnist(folder):
 def test_fashion_mnist_downloads_a_missing_split_once(tmp_path, monkeypatch):
     images, digests = published_fashion_mnist(tmp_path / "site")
     with Server(tmp_path / "site") as server:
-        monkeypatch.setattr(datasets, "FASHION_MNIST_URLS", (server.url + "gone/", server.url))
-        monkeypatch.setattr(datasets, "FASHION_MNIST_MD5", digests)
+        monkeypatch.setattr(datasets.images, "FASHION_MNIST_URLS", (server.url + "gone/", server.url))
+        monkeypatch.setattr(datasets.images, "FASHION_MNIST_MD5", digests)
         with pytest.raises(FileNotFoundError, match="download_if_missing=True"):
             load_fashion_mnist(split="test", data_home=tmp_path / "cache", download_if_missing=False)
         assert server.requests == []
@@ -272,8 +272,8 @@ def test_fashion_mnist_downloads_a_missing_split_once(tmp_path, monkeypatch):
 def test_a_download_with_the_wrong_checksum_is_not_kept(tmp_path, monkeypatch):
     _, digests = published_fashion_mnist(tmp_path / "site")
     with Server(tmp_path / "site") as server:
-        monkeypatch.setattr(datasets, "FASHION_MNIST_URLS", (server.url,))
-        monkeypatch.setattr(datasets, "FASHION_MNIST_MD5", {name: "0" * 32 for name in digests})
+        monkeypatch.setattr(datasets.images, "FASHION_MNIST_URLS", (server.url,))
+        monkeypatch.setattr(datasets.images, "FASHION_MNIST_MD5", {name: "0" * 32 for name in digests})
         with pytest.raises(FileNotFoundError, match=f"md5 {digests['t10k-images-idx3-ubyte.gz']}, expected 0000"):
             load_fashion_mnist(split="test", data_home=tmp_path / "cache")
     assert list((tmp_path / "cache" / "fashion-mnist").iterdir()) == []  # no partial or corrupt file left
@@ -284,13 +284,13 @@ def test_the_sentiment_sdist_is_downloaded_into_data_home(tmp_path, monkeypatch)
     sdist = sdist_bytes(inner_tarball())
     (tmp_path / "site" / VADER_SDIST).write_bytes(sdist)
     with Server(tmp_path / "site") as server:
-        monkeypatch.setattr(datasets, "VADER_URLS", (server.url + VADER_SDIST,))
-        monkeypatch.setattr(datasets, "VADER_SHA256", hashlib.sha256(sdist).hexdigest())
+        monkeypatch.setattr(datasets.sentiment, "VADER_URLS", (server.url + VADER_SDIST,))
+        monkeypatch.setattr(datasets.sentiment, "VADER_SHA256", hashlib.sha256(sdist).hexdigest())
         with pytest.raises(FileNotFoundError, match="pip download"):
             load_sentiment_sentences(data_home=tmp_path / "cache", download_if_missing=False)
         sentences = load_sentiment_sentences(data_home=tmp_path / "cache")
         assert len(sentences.data) == 9 and (tmp_path / "cache" / VADER_SDIST).read_bytes() == sdist
         assert server.requests == [f"/{VADER_SDIST}"]
-        monkeypatch.setattr(datasets, "VADER_URLS", (server.url + "missing.tar.gz",))
+        monkeypatch.setattr(datasets.sentiment, "VADER_URLS", (server.url + "missing.tar.gz",))
         with pytest.raises(FileNotFoundError, match="404"):
             load_sentiment_sentences(data_home=tmp_path / "elsewhere")

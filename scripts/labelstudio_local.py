@@ -342,10 +342,28 @@ def project_tasks(
         page += 1
 
 
-def annotate(client: LabelStudioClient, task_id: int, label: str) -> int:
-    """Submit an annotation choosing ``label``; return its id."""
-    result = [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
+def annotate(
+    client: LabelStudioClient, task_id: int, label: str, control: str = "sentiment", to_name: str = "text"
+) -> int:
+    """Submit an annotation choosing ``label`` (for the ``control`` over ``to_name``); return its id."""
+    result = [{"from_name": control, "to_name": to_name, "type": "choices", "value": {"choices": [label]}}]
     return client.request("POST", f"/api/tasks/{task_id}/annotations", {"result": result})["id"]
+
+
+def upload_files(studio: LocalLabelStudio, project: int, files: dict, content_type: str = "image/png") -> dict:
+    """Upload files into a project, as the import dialog does (one task each, ``/data/upload/...`` URLs)."""
+    boundary = "skcal-" + os.urandom(8).hex()
+    parts = []
+    for index, (name, content) in enumerate(files.items()):
+        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file{index}"; filename="{name}"\r\n'
+                f"Content-Type: {content_type}\r\n\r\n")  # fmt: skip
+        parts.append(head.encode() + content + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Authorization": f"Token {studio.token}"}
+    status, answer = http_json(f"{studio.url}/api/projects/{project}/import", "POST", body, headers)
+    if status != 201:
+        raise RuntimeError(f"uploading {len(files)} file(s) answered {status}: {answer}")
+    return answer
 
 
 def main() -> int:

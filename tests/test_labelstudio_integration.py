@@ -187,3 +187,68 @@ def test_label_studio_drives_cal_rounds_and_uncertainty_sampling(studio, tmp_pat
     finally:
         backend.stop()
         print("\nLabel Studio integration timings:", json.dumps(timings))
+
+
+IMAGE_CONFIG = """<View>
+  <Image name="photo" value="$image"/>
+  <Choices name="colour" toName="photo" choice="single"><Choice value="Red"/><Choice value="Blue"/></Choices>
+</View>"""
+
+
+def _png(colour: str, seed: int) -> bytes:
+    """A 32x32 PNG, mostly red or mostly blue, with noise."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 90, size=(32, 32, 3), dtype=np.uint8)
+    pixels[..., 0 if colour == "red" else 2] += 150
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_images_uploaded_into_label_studio_are_fetched_with_the_token(studio, tmp_path):
+    """Image projects were tested with data URIs only; here the images are files uploaded into Label Studio."""
+    client = studio.client
+    project = client.request("POST", "/api/projects", {"title": "skcal images", "label_config": IMAGE_CONFIG})["id"]
+    files = {f"{colour}-{i}.png": _png(colour, i) for i in range(12) for colour in ("red", "blue")}
+    local.upload_files(studio, project, files)
+    # and one task whose image is gone from Label Studio's storage
+    client.request("POST", f"/api/projects/{project}/import", [{"image": f"/data/upload/{project}/gone-blue.png"}])
+    tasks = local.project_tasks(client, project)
+    assert len(tasks) == 25 and all(task["data"]["image"].startswith(f"/data/upload/{project}/") for task in tasks)
+    state = tmp_path / "image-state"
+    arguments = ["--factory", "image", "--train-every", "8", "--threads", "1",
+                 "--label-studio-url", studio.url, "--label-studio-token", studio.token]  # fmt: skip
+    backend = local.LocalBackend(state, arguments).start()
+    try:
+        assert local.connect_backend(client, project, backend.url)["state"] == "CO"
+
+        def colour(task) -> str:
+            return "Red" if "red" in task["data"]["image"].rsplit("/", 1)[-1] else "Blue"
+
+        gone = next(task for task in tasks if "gone" in task["data"]["image"])
+        uploaded = [task for task in tasks if task is not gone]
+        for task in [gone, *uploaded[:7]]:  # the eighth label makes the seed round due
+            local.annotate(client, task["id"], colour(task), control="colour", to_name="photo")
+        health = local.wait_for(lambda: (h := backend.health())["rounds"] == 1 and h, 240, "the seed round")
+        # the unfetchable image is set aside; the round trained on the 7 uploaded ones, fetched with the token
+        assert health["labelled"] == 7 and health["set_aside"] == 1 and "images" in health["faults"]
+        assert "gone-blue.png" in health["faults"]["images"]["error"]
+        version = health["model_version"]
+        local.wait_for(lambda: client.request("GET", f"/api/projects/{project}")["model_version"] == version,
+                       240, "Label Studio to fetch the predictions")  # fmt: skip
+        queue = local.project_tasks(client, project, unlabelled_only=True)
+        predicted = [next(p for p in task["predictions"] if p["model_version"] == version) for task in queue]
+        assert len(predicted) == len(uploaded) - 7 == 17
+        pairs = zip(predicted, queue, strict=True)
+        right = [prediction["result"][0]["value"]["choices"][0] == colour(task) for prediction, task in pairs]
+        assert np.mean(right) >= 0.75, f"{np.mean(right):.0%} of the uploaded images predicted right"
+        for task in uploaded[7:15]:  # the next round: the set-aside image is tried again, and still waits
+            local.annotate(client, task["id"], colour(task), control="colour", to_name="photo")
+        health = local.wait_for(lambda: (h := backend.health())["rounds"] == 2 and h, 240, "the second round")
+        assert health["labelled"] == 15 and health["set_aside"] == 1
+    finally:
+        backend.stop()

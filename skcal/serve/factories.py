@@ -192,7 +192,7 @@ class SentenceEmbedder(_FixedTransformer):
             batch = missing[start : start + self.batch_size]
             with state["model_lock"].hold(urgent):
                 encoded = self._encode(batch, state["tokenizer"], state["network"], state["max_length"])
-            vectors.update(zip(batch, encoded, strict=True))
+            vectors.update(zip(batch, [row.copy() for row in encoded], strict=True))  # each row its own memory
         with cache_lock:
             for text in texts:
                 cache[text] = vectors[text]

@@ -66,8 +66,8 @@ def main() -> None:
         "",
         "Written by `python benchmarks/defaults_report.py --out docs/results/defaults` from the campaigns stored under "
         "`heldout/` (see README.md for the command that trains them; a row \"not run yet\", or with fewer than "
-        "3 seeds, had not finished, and rerunning that command resumes it). Final budget: 50% of the pool for the bundled "
-        "datasets, 40% for the synthetic problems. Per setting: seeds finished; final accuracy (mean); paired "
+        "3 seeds, had not finished, and rerunning that command resumes it). Final budget: 50% of the pool for the "
+        "bundled datasets, 40% for the synthetic problems. Per setting: seeds finished; final accuracy (mean); paired "
         "difference to AL in points ± 95% half-interval; AL's samples backpropagated and training seconds over the "
         "setting's; where the mean accuracy first reaches AL's final mean accuracy (labelled fraction, and AL's "
         "samples to its final budget over the setting's to there).",

@@ -241,7 +241,7 @@ def run_benchmark(
             if progress is not None:
                 progress.expect(len(pending) * (plan.n_rounds + 1))
             seeds_to_run = sorted({seed for _, seed in pending})
-            inputs = campaign_data(data, plan, seeds_to_run, progress=bool(progress and progress.enabled))
+            inputs = campaign_data(data, plan, seeds_to_run, progress=bool(progress and progress.bars))
             with closing(runner.run(campaigns, inputs, progress)) as trained:
                 for campaign in trained:
                     if store is not None:

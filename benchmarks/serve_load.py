@@ -348,7 +348,7 @@ class Annotators:
             uncertain = len(self.uncertain)
         lost = [k for k, v in expected.items() if held.get(k) != v]
         return {"sent": self.sent, "acknowledged_changes": len(expected), "refused_5xx": self.refused,
-                "unanswered": uncertain, "held": len(held), "acknowledged_lost": len(lost),
+                "last_change_not_acknowledged": uncertain, "held": len(held), "acknowledged_lost": len(lost),
                 "lost_examples": lost[:5]}  # fmt: skip
 
 
@@ -546,6 +546,8 @@ def fuzz_bodies(n: int, seed: int = 0) -> list:
 
     def mutate(body: object) -> object:
         body = json.loads(json.dumps(body))
+        if not paths(body):  # every field already removed
+            return body
         where = rng.choice(paths(body))
         parent = body
         for step in where[:-1]:

@@ -126,6 +126,9 @@ def test_credentials_are_checked_when_made():
         (["--uncertainty", "variance"], "invalid choice"),
         (["--label-studio-url", "localhost:8080"], "argument --label-studio-url"),
         (["--label-studio-url", "http://localhost:8080"], "argument --label-studio-token: needed"),
+        (["--header-timeout", "0"], "expected a positive number of seconds"),
+        (["--shutdown-timeout", "soon"], "expected a number of seconds"),
+        (["--max-connections", "0"], "argument --max-connections"),
     ],
 )
 def test_serve_arguments_are_checked_before_starting(tmp_path, capsys, arguments, message):

@@ -5,13 +5,20 @@ Modules, by concern:
 - :mod:`~skcal.serve.labelconfig`: the labelling config's ``Choices`` control and classes;
 - :mod:`~skcal.serve.protocol`: request payloads in, predictions out, :class:`ProtocolError`;
 - :mod:`~skcal.serve.journal`: the durable journal of acknowledged label events;
-- :mod:`~skcal.serve.campaign`: annotations behind labelled points, rounds on copies, atomic commits;
+- :mod:`~skcal.serve.campaign`: annotations behind labelled points, rounds on copies;
+- :mod:`~skcal.serve.store`: atomic commits, and corrupt ones moved aside;
+- :mod:`~skcal.serve.statedir`: one backend per state folder, and a fingerprint of its state;
+- :mod:`~skcal.serve.reconcile`: the annotation changes Label Studio has that the backend missed;
 - :mod:`~skcal.serve.model`: the factory's pipeline, and prediction scores;
 - :mod:`~skcal.serve.factories`: built-in text and image factories, ``module:function`` factories;
+- :mod:`~skcal.serve.lanes`: short calls before the next batch of long ones;
+- :mod:`~skcal.serve.predictor`: ``/predict`` in bounded batches;
 - :mod:`~skcal.serve.media`, :mod:`~skcal.serve.labelstudio`: images and Label Studio's REST API;
-- :mod:`~skcal.serve.worker`: the background training worker;
+- :mod:`~skcal.serve.worker`: the background training worker, with back-off;
+- :mod:`~skcal.serve.faults`, :mod:`~skcal.serve.health`: storage faults named, and ``/health``;
 - :mod:`~skcal.serve.backend`: the protocol handlers; :mod:`~skcal.serve.app`: the HTTP app;
-- :mod:`~skcal.serve.server`: running it.
+- :mod:`~skcal.serve.connections`: slow and abusive clients; :mod:`~skcal.serve.memory`: the allocator;
+- :mod:`~skcal.serve.server`: running it (warm-up first, graceful shutdown).
 
 Embedding it in a program::
 

@@ -46,11 +46,12 @@ from ..estimator import ContinualActiveClassifier
 from .campaign import Campaign, CampaignStateError, CorruptCommitError, advance, new_campaign, new_campaign_id
 from .factories import resolve_factory
 from .faults import FaultBoard, StorageError, storage_error
+from .health import health_report
 from .journal import AnnotationJournal
 from .labelconfig import LabellingConfig, LabellingConfigError, parse_labelling_config
 from .labelstudio import LabelStudioClient, LabelStudioError
 from .media import TaskValueLoader
-from .memory import release_free_memory, rss_bytes
+from .memory import release_free_memory
 from .model import SCORE_MODES, ServedPipeline, build_pipeline
 from .predictor import Predictor
 from .protocol import (
@@ -221,17 +222,27 @@ class LabelStudioBackend:
 
     def warm_up(self) -> None:
         """Load the feature model now, if the labelling config is known (before the port opens)."""
-        with self._lock:
-            pipeline = self._pipeline
+        pipeline = self.pipeline
         if pipeline is not None:
             pipeline.warm_up()
 
     @property
     def ready(self) -> bool:
         """Whether ``/predict`` can answer without loading a model first."""
-        with self._lock:
-            pipeline = self._pipeline
+        pipeline = self.pipeline
         return pipeline is not None and pipeline.is_warm
+
+    @property
+    def pipeline(self) -> ServedPipeline | None:
+        """The model pipeline of the labelling config in use, once known."""
+        with self._lock:
+            return self._pipeline
+
+    @property
+    def project(self) -> str | None:
+        """The Label Studio project this backend serves, once known."""
+        with self._lock:
+            return self._project
 
     @property
     def campaign(self) -> Campaign:
@@ -323,44 +334,7 @@ class LabelStudioBackend:
             The JSON answer: ``status``, ``ready``, ``rounds``, ``labelled``,
             ``training``, ``pending``, ``last_error``, faults, memory and more.
         """
-        campaign = self.campaign
-        with self.worker.condition:
-            training, last_error = self.worker.busy, self.worker.last_error
-            failures, retry_at = self.worker.failures, self.worker.retry_at
-        try:
-            journal_events: int | None = self.journal.last_seq()
-        except StorageError as error:
-            self.faults.report("journal", str(error))
-            journal_events = None
-        faults, recent = self.faults.snapshot()
-        rss = rss_bytes()
-        with self._lock:
-            pipeline = self._pipeline
-        return {
-            "status": "UP",
-            "model_class": self.model_class,
-            "model_version": campaign.model_version,
-            "project": self._project,
-            "labelling": None if self.config is None else self.config.describe(),
-            "rounds": campaign.n_rounds,
-            "labelled": len(campaign.ledger.order),
-            "pending": len(campaign.ledger.pending),
-            "set_aside": len(campaign.ledger.set_aside),
-            "train_every": self.train_every,
-            "journal_events": journal_events,
-            "training": training,
-            "ready": self.ready,
-            "last_error": last_error,
-            "failed_steps": failures,
-            "retry_in": None if retry_at is None else round(max(retry_at - time.monotonic(), 0.0), 1),
-            "last_refresh_error": None if self.refresher is None else self.refresher.last_error,
-            "labels_refused": self.labels_refused,
-            "faults": faults,
-            "recent_faults": recent,
-            "rss_mb": None if rss is None else round(rss / 2**20, 1),
-            "feature_cache": None if pipeline is None else pipeline.cache_info(),
-            "score": self.score,
-        }
+        return health_report(self)
 
     def setup(self, body: dict) -> dict:
         """``POST /setup``: adopt the labelling config; answer the model version.

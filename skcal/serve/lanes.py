@@ -60,8 +60,11 @@ class PriorityLock:
             try:
                 while not self._my_turn(ticket, urgent):
                     self._condition.wait()
-            finally:
+            except BaseException:  # interrupted while waiting: the next in line may go now
                 queue.remove(ticket)
+                self._condition.notify_all()
+                raise
+            queue.remove(ticket)
             self._held = True
         try:
             yield

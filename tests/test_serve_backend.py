@@ -297,14 +297,15 @@ def test_a_corrupt_commit_is_moved_aside_and_the_campaign_rebuilt_from_the_journ
     backend.webhook({"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 2}]})
     send(backend, labelled(1, start=10))
     assert backend.wait_until_idle(60)
-    labels, old_version = dict(backend.campaign.ledger.labels), backend.model_version
-    assert labels == {0: "Positive", 1: "Neutral", 3: "Negative"} and list(backend.campaign.ledger.pending) == [10]
+    ledger, old_version = backend.campaign.ledger, backend.model_version
+    labels = {**ledger.labels, **{key: item.label for key, item in ledger.pending.items()}}  # trained or waiting
+    assert labels == {0: "Positive", 1: "Neutral", 3: "Negative", 10: "Positive"} and backend.campaign.n_rounds >= 1
     backend.close()
     damage(next((state / "commits").iterdir()))
     rebuilt = make_backend(train_every=2, state=state)
     assert rebuilt.wait_until_idle(60)
     ledger = rebuilt.campaign.ledger
-    assert dict(ledger.labels) == {**labels, 10: "Positive"} and not ledger.pending  # one round on every label
+    assert dict(ledger.labels) == labels and not ledger.pending  # one round on every label
     assert history_labels(rebuilt) == [ledger.labels[annotation] for annotation in ledger.order]
     assert rebuilt.model_version.split("-")[1] != old_version.split("-")[1]  # a new model: a new campaign id
     (kept,) = (state / "corrupt").glob("*/*")  # the damaged commit is kept for inspection, not deleted

@@ -200,13 +200,15 @@ def test_a_read_only_state_folder_backs_off_and_never_retrains_the_round(make_ba
     assert health["failed_steps"] >= 2 and health["retry_in"] is not None
     assert health["faults"]["storage"]["count"] <= 8, "retries did not back off"  # 1.5 s of 0.1-0.8 s back-off
     assert backend.campaign.n_rounds == 1 and backend.model_version.endswith("-round-0")  # nothing published
+    assert CountingHash.rounds == 1, "the round whose commit failed was trained again"  # retries only commit
     monkeypatch.setattr(os, "mkdir", real_mkdir)  # the folder is writable again
     assert eventually(lambda: not backend.health()["faults"])
+    backend.webhook({"action": "START_TRAINING"})  # whatever waits, however the rounds fell
     assert backend.wait_until_idle(30)
     assert backend.health()["faults"] == {} and "storage" in [f["fault"] for f in backend.health()["recent_faults"]]
     ledger = backend.campaign.ledger
     assert sorted(ledger.order) == [0, 1, 2, 3, 10, 11, 12, 13] + list(range(20, 50))
-    assert CountingHash.rounds == 2, "the round whose commit failed was trained again"  # it and the next one
+    assert CountingHash.rounds <= 3  # the one committed late, then the labels that came meanwhile
 
 
 def test_the_campaign_id_is_the_same_across_restarts_before_the_seed_round(make_backend, tmp_path):

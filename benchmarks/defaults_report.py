@@ -59,6 +59,7 @@ def reach(al: dict, other: dict, seeds: list) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="docs/results/defaults")
+    parser.add_argument("--threads", type=int, default=1, help="unused: the report trains nothing")
     args = parser.parse_args()
     root = Path(args.out) / "heldout"
     lines = [

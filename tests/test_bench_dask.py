@@ -238,8 +238,11 @@ def test_a_bad_scheduler_is_a_clear_argument_error_before_any_work(capsys, tmp_p
     assert "must not be empty" in err
 
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if dask.distributed were not installed
-    err = run_bad(capsys, ["--scheduler", "tcp://127.0.0.1:8786"], out)
-    assert "needs dask.distributed, which is not installed; install it with: pip install 'skcal[dask]'" in err
+    with pytest.raises(SystemExit) as exit_info:  # the extras are checked first, before the arguments' values
+        main(["bench", "--out", str(out), "--quiet", "--methods", "retrain,er", "--scheduler", "tcp://127.0.0.1:8786"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err and not out.exists()
+    assert "skcal bench needs distributed, not installed here; install it with: pip install 'skcal[dask]'" in err
 
 
 def test_the_library_checks_the_scheduler_it_is_given(cluster):

@@ -68,6 +68,7 @@ TOY_RUNS = {
         "winner: er-",
     ),  # fmt: skip
     "defaults_report.py": (["--out", tempfile.mkdtemp()], "Defaults study, held-out phase"),
+    "serve_load.py": (["fuzz", "--bodies", "30"], "fuzz: ok"),
     "soak.py": (["--history", "1000", "--rounds", "4", "--new", "50", "--every", "2"], "last/first median round time"),
     "stopping.py": (
         ["--datasets", "digits", "--seeds", "1", "--budget", "0.3", "--max-epochs", "2", "--round-epochs", "1"],

@@ -15,7 +15,7 @@ VENV=${1:-.venv}
 DATA_HOME=${SKCAL_DATA:-$HOME/.cache/skcal}
 VADER_SDIST=vaderSentiment-3.3.2.tar.gz
 VADER_SHA256=5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9
-DEBIAN_PACKAGES=(dataset-fashion-mnist wordnet-base)
+DEBIAN_PACKAGES=(dataset-fashion-mnist wordnet-base curl)
 
 say() { echo "install_data: $*"; }
 

@@ -557,9 +557,12 @@ if __name__ == "__main__":
     with os.fdopen(handle, "w") as file:
         json.dump(result, file, indent=1, default=str)
     os.replace(temporary, out / f"{scenario}-rank{rank}.json")
-    # Leave the process group before the interpreter exits: torch's gloo threads torn down at exit
-    # otherwise abort the process now and then ("terminate called without an active exception", SIGABRT)
-    # after the work is done.
+    # The report is written; leave without the interpreter's teardown. torch's gloo threads, torn down
+    # at exit, abort a process now and then ("terminate called without an active exception", SIGABRT),
+    # after its work is done, even with the process group destroyed first.
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

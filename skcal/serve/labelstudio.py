@@ -21,10 +21,15 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
+
+#: Statuses of a busy server, after which a GET is asked again, after each of these pauses (seconds).
+BUSY = (500, 502, 503)
+BUSY_RETRY_PAUSES = (0.5, 1.0, 2.0)
 
 
 class LabelStudioError(RuntimeError):
@@ -160,6 +165,18 @@ class LabelStudioClient:
         return self._json(self._authorised(method, path, body, timeout or self.timeout, None))
 
     def _authorised(self, method: str, path: str, body: Any, timeout: float, limit: int | None) -> bytes:
+        for pause in (*BUSY_RETRY_PAUSES, None):
+            try:
+                return self._send_renewing(method, path, body, timeout, limit)
+            except LabelStudioError as error:
+                # Label Studio on SQLite answers 500 "database is locked" while another request writes: a
+                # read can be asked again; a write is not repeated (it may have happened).
+                if method != "GET" or pause is None or not any(f" HTTP {code} " in f" {error} " for code in BUSY):
+                    raise
+                time.sleep(pause)
+        raise AssertionError("unreachable")
+
+    def _send_renewing(self, method: str, path: str, body: Any, timeout: float, limit: int | None) -> bytes:
         try:
             return self._send(method, path, body, self._authorization(), timeout, limit)
         except LabelStudioError as error:

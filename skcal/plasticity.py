@@ -35,10 +35,10 @@ from numbers import Real
 from typing import Any, ClassVar, Protocol
 
 import torch
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator
 
 from .utils.embedding import last_linear_layer
-from .utils.params import Interval, check_parameters
+from .utils.params import Interval, check_parameters, make_component
 
 
 class Renewable(Protocol):
@@ -213,31 +213,7 @@ def make_plasticity(plasticity: Any, params: dict | None = None) -> Plasticity |
     TypeError
         For anything that is not a remedy.
     """
-    params = params or {}
-    if plasticity is None:
-        remedy = None
-    elif isinstance(plasticity, str):
-        try:
-            remedy = PLASTICITY[plasticity.lower()]()
-        except KeyError:
-            valid = ", ".join(repr(name) for name in PLASTICITY)
-            raise ValueError(f"Unknown plasticity {plasticity!r}; valid names are None, {valid}.") from None
-    elif isinstance(plasticity, type) and issubclass(plasticity, Plasticity):
-        remedy = plasticity()
-    elif isinstance(plasticity, Plasticity):
-        remedy = clone(plasticity)
-    else:
-        raise TypeError(f"plasticity must be None, a name, a Plasticity subclass or instance; got {plasticity!r}.")
-    known = {name for cls in PLASTICITY.values() for name in cls().get_params()}
-    own = set() if remedy is None else set(remedy.get_params())
-    unknown = sorted(name for name in params if name not in own and name not in known)
-    if unknown:
-        owner = type(remedy).__name__ if remedy is not None else "plasticity=None"
-        raise ValueError(f"Invalid plasticity__ parameter(s) {unknown} for {owner}; its parameters are {sorted(own)}.")
-    if remedy is not None:
-        remedy.set_params(**{name: value for name, value in params.items() if name in own})
-        remedy.validate()
-    return remedy
+    return make_component(plasticity, PLASTICITY, Plasticity, params, "plasticity", "plasticity", optional=True)
 
 
 __all__ = ["PLASTICITY", "Plasticity", "Renewable", "ResetOutput", "ShrinkPerturb", "make_plasticity"]

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sklearn.base import clone
-
+from ..utils.params import make_component
 from .base import LabelledSetTraining, ReplayDraw, ReplayStrategy, Trainer
 from .baselines import FineTune, Retrain, SeedRound, WarmStart
 from .der import DarkExperienceReplay
@@ -64,29 +63,7 @@ def make_strategy(replay: Any, params: dict | None = None) -> ReplayStrategy:
     TypeError
         For anything that is not a strategy.
     """
-    params = params or {}
-    if isinstance(replay, str):
-        try:
-            strategy = REPLAY_STRATEGIES[replay.lower()]()
-        except KeyError:
-            valid = ", ".join(repr(name) for name in REPLAY_STRATEGIES)
-            raise ValueError(f"Unknown replay strategy {replay!r}; valid names are {valid}.") from None
-    elif isinstance(replay, type) and issubclass(replay, ReplayStrategy):
-        strategy = replay()
-    elif isinstance(replay, ReplayStrategy):
-        strategy = clone(replay)
-    else:
-        raise TypeError(f"replay must be a strategy name, a ReplayStrategy subclass or instance; got {replay!r}.")
-    own = strategy.get_params()
-    known_elsewhere = {name for cls in REPLAY_STRATEGIES.values() for name in cls().get_params()}
-    unknown = sorted(name for name in params if name not in own and name not in known_elsewhere)
-    if unknown:
-        raise ValueError(
-            f"Invalid replay__ parameter(s) {unknown} for {type(strategy).__name__}; its parameters are {sorted(own)}."
-        )
-    strategy.set_params(**{name: value for name, value in params.items() if name in own})
-    strategy.validate()
-    return strategy
+    return make_component(replay, REPLAY_STRATEGIES, ReplayStrategy, params, "replay", "replay strategy")
 
 
 def display_name(replay: Any) -> str:

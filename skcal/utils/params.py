@@ -29,6 +29,7 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.utils._param_validation import (
     Hidden,
     Interval,
@@ -49,6 +50,7 @@ __all__ = [
     "check_parameters",
     "describe",
     "is_satisfied",
+    "make_component",
     "validate_params",
 ]
 
@@ -228,3 +230,76 @@ def validate_params(constraints: Mapping[str, list]) -> Callable:
         return wrapper
 
     return decorator
+
+
+def make_component(
+    value: Any,
+    registry: Mapping[str, type],
+    base: type,
+    params: Mapping[str, Any] | None,
+    prefix: str,
+    noun: str,
+    optional: bool = False,
+) -> Any:
+    """Build a fresh component named by an estimator parameter (``replay=``, ``plasticity=``) with its ``prefix__*``.
+
+    Parameters
+    ----------
+    value : None, str, type or instance
+        An alias from ``registry``, a subclass of ``base`` or an instance
+        (cloned, not modified); None too when ``optional``.
+    registry : mapping of str to type
+        The built-in components by alias.
+    base : type
+        What every component is (a scikit-learn ``BaseEstimator`` with ``validate()``).
+    params : mapping, optional
+        Hyperparameters to set, e.g. ``{"alpha": 0.1}`` from ``replay__alpha``.
+        A name the component lacks but another built-in one accepts is
+        ignored, so one parameter grid can mix components; a name none
+        accepts is an error.
+    prefix : str
+        The estimator parameter, named in messages (``"replay"``).
+    noun : str
+        What the component is called in messages (``"replay strategy"``).
+    optional : bool, default=False
+        Whether None (no component) is accepted.
+
+    Returns
+    -------
+    object or None
+        A new component, its hyperparameters set and checked (``validate()``).
+
+    Raises
+    ------
+    ValueError
+        For an unknown alias (the message lists the valid ones) or
+        hyperparameter, or a hyperparameter value out of range.
+    TypeError
+        For anything that is not a component.
+    """
+    params = params or {}
+    none = "None, " if optional else ""
+    if value is None and optional:
+        component = None
+    elif isinstance(value, str):
+        try:
+            component = registry[value.lower()]()
+        except KeyError:
+            valid = ", ".join(repr(name) for name in registry)
+            raise ValueError(f"Unknown {noun} {value!r}; valid names are {none}{valid}.") from None
+    elif isinstance(value, type) and issubclass(value, base):
+        component = value()
+    elif isinstance(value, base):
+        component = clone(value)
+    else:
+        raise TypeError(f"{prefix} must be {none}a name, a {base.__name__} subclass or instance; got {value!r}.")
+    own = set() if component is None else set(component.get_params())
+    known_elsewhere = {name for cls in registry.values() for name in cls().get_params()}
+    unknown = sorted(name for name in params if name not in own and name not in known_elsewhere)
+    if unknown:
+        owner = f"{prefix}=None" if component is None else type(component).__name__
+        raise ValueError(f"Invalid {prefix}__ parameter(s) {unknown} for {owner}; its parameters are {sorted(own)}.")
+    if component is not None:
+        component.set_params(**{name: value for name, value in params.items() if name in own})
+        component.validate()
+    return component

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from sklearn.datasets import make_classification
 
-from skcal.bench import BenchmarkData, BenchmarkProgress, load_benchmark_data, run_benchmark
+from skcal.bench import BenchmarkData, BenchmarkProgress, confidence_interval, load_benchmark_data, run_benchmark
 from skcal.models import MLP
 
 #: Synthetic problems: (name, pool size, classes, label noise, class separation, phase).
@@ -152,13 +152,9 @@ def final_per_seed(result, method: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def paired(difference: np.ndarray) -> tuple[float, float]:
-    """Return the mean and 95% half-interval (t) of paired differences."""
-    from scipy import stats
-
-    mean = float(difference.mean())
-    if len(difference) < 2:
-        return mean, math.nan
-    return mean, float(stats.t.ppf(0.975, len(difference) - 1) * difference.std(ddof=1) / math.sqrt(len(difference)))
+    """Return the mean and 95% half-interval of paired differences (NaN for a single seed)."""
+    mean, half = confidence_interval(difference)
+    return mean, math.nan if half is None else half
 
 
 def run_setting(data, budgets, method, params, folder, reuse_from, args, progress, reuse=("retrain",)):

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
+from defaults import paired
 
 SETTINGS = {"default": ("er", "CAL default (ER, auto)"), "ALwWS": ("warmstart", "AL w/ WS"),
             "ALwWS-SP": ("warmstart", "AL w/ WS + SP")}  # fmt: skip
@@ -35,13 +34,6 @@ def load(folder: Path, method: str) -> dict[int, list]:
         campaign = json.loads(path.read_text())
         found[campaign["seed"]] = campaign["records"]
     return found
-
-
-def half_interval(values: np.ndarray) -> float:
-    """Return the 95% t half-interval of a mean."""
-    if len(values) < 2:
-        return math.nan
-    return float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
 
 
 def reach(al: dict, other: dict, seeds: list) -> str:
@@ -98,7 +90,7 @@ def main() -> None:
             )
             lines.append(
                 f"| {problem} | {100 * al_accuracy.mean():.1f} | {label} | {len(seeds)} | {100 * accuracy.mean():.1f} "
-                f"| {difference.mean():+.1f} ± {half_interval(difference):.1f} | {samples:.1f}x | {seconds:.1f}x "
+                f"| {difference.mean():+.1f} ± {paired(difference)[1]:.1f} | {samples:.1f}x | {seconds:.1f}x "
                 f"| {reach(al, other, seeds)} |"
             )
     (Path(args.out) / "heldout.md").write_text("\n".join(lines) + "\n")
